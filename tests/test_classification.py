@@ -1,0 +1,135 @@
+"""char-rnn-classification: predictions, the honest split, and every bad input we promise
+to answer with one line and a non-zero exit (never a traceback)."""
+
+import zipfile
+
+import pytest
+import torch
+from conftest import call, load_script, make_names
+
+cls = load_script("char-rnn-classification")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(names_data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cls") / "model.pt"
+    code, out, err = call(cls, "--data-dir", names_data, "--checkpoint", path, "--device", "cpu",
+                          "--max-steps", 30, "--batch-size", 16)
+    assert code == 0, err
+    assert "balanced accuracy" in err and "confusion matrix" in err
+    assert len(out.splitlines()) == len(cls.EXAMPLES)  # the examples after training
+    return path
+
+
+def predict(checkpoint, *names, stdin=""):
+    return call(cls, "--checkpoint", checkpoint, "--device", "cpu", "--predict", *names,
+                stdin=stdin)
+
+
+def test_prediction_line_format(checkpoint):
+    code, out, _ = predict(checkpoint, "Hinton")
+    assert code == 0
+    name, *guesses = out.rstrip("\n").split("\t")
+    assert name == "Hinton" and len(guesses) == 3
+    probs = [float(g.rsplit(" ", 1)[1]) for g in guesses]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.01
+    assert {g.rsplit(" ", 1)[0] for g in guesses} == {"Ruritanian", "Sylvanian", "Tuscanish"}
+
+
+def test_stdin_keeps_order_and_count(checkpoint):
+    names = [f"Name{'abc'[i % 3]}{i}" for i in range(2000)]
+    code, out, _ = predict(checkpoint, "-", stdin="\n".join(names) + "\n")
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines()] == names
+
+
+def test_foreign_scripts_are_transliterated(checkpoint):
+    code, out, err = predict(checkpoint, "Schrödinger", "Пушкин", "山田", "ab" * 5_000)
+    assert code == 0, err
+    assert [line.split("\t")[0] for line in out.splitlines()][:3] == ["Schrödinger", "Пушкин", "山田"]
+    assert all(len(line.split("\t")) == 4 for line in out.splitlines())
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "!!!", "1234"])
+def test_name_without_letters(checkpoint, bad):
+    code, out, err = predict(checkpoint, "Hinton", bad)
+    assert code == 1
+    assert len(out.splitlines()) == 2 and "\t" not in out.splitlines()[1]  # nothing lost
+    assert err.count("error:") == 1 and "no letters" in err
+
+
+def test_split_shares_no_name():
+    examples = [("Abel", 0), ("Abel", 1), ("Abel", 2)] + [(f"N{i}", i % 3) for i in range(300)]
+    train, val, test = cls.split_by_name(examples, seed=1)
+    sides = [{n for n, _ in part} for part in (train, val, test)]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert sum(map(len, (train, val, test))) == len(examples)
+    assert cls.split_by_name(examples, seed=1) == (train, val, test)  # reproducible
+
+
+def test_predict_before_training(tmp_path):
+    code, _, err = predict(tmp_path / "none.pt", "Hinton")
+    assert code == 1 and "no checkpoint at" in err and "train" in err
+
+
+def test_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    code, _, err = predict(bad, "Hinton")
+    assert code == 1 and "not a readable checkpoint" in err
+
+
+class Payload:  # a pickled object: weights_only=True must refuse to run its code
+    pass
+
+
+def test_checkpoint_with_code_and_foreign_checkpoint(tmp_path):
+    evil, foreign = tmp_path / "evil.pt", tmp_path / "foreign.pt"
+    torch.save({"kind": "char-rnn-classification", "x": Payload()}, evil)
+    torch.save({"kind": "char-rnn-generation", "model": {}}, foreign)
+    assert predict(evil, "Hinton")[0] == 1
+    code, _, err = predict(foreign, "Hinton")
+    assert code == 1 and "char-rnn-generation" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda(checkpoint):
+    code, _, err = call(cls, "--checkpoint", checkpoint, "--device", "cuda", "--predict", "Li")
+    assert code == 1 and "--device cuda is not available" in err
+
+
+def test_missing_data_without_network(tmp_path):
+    code, _, err = call(cls, "--data-dir", tmp_path / "nowhere", "--checkpoint", tmp_path / "m.pt")
+    assert code == 1 and "could not download" in err and "--data-dir" in err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_folder_without_txt_files(tmp_path):
+    (tmp_path / "names").mkdir()
+    (tmp_path / "names" / "notes.md").write_text("hello")
+    code, _, err = call(cls, "--data-dir", tmp_path, "--checkpoint", tmp_path / "m.pt")
+    assert code == 1 and "no <language>.txt files" in err
+
+
+def test_download_unpacks_archive(tmp_path, monkeypatch):
+    """The first-run download, pointed at a local archive laid out like the real one."""
+    make_names(tmp_path / "src" / "data", per_language=20)
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in (tmp_path / "src" / "data" / "names").iterdir():
+            z.write(f, f"data/names/{f.name}")
+    monkeypatch.setattr(cls, "DATA_URL", archive.as_uri())
+    target = tmp_path / "fresh"
+    code, _, err = call(cls, "--data-dir", target, "--checkpoint", tmp_path / "m.pt",
+                        "--max-steps", 2)
+    assert code == 0, err
+    assert len(list((target / "names").glob("*.txt"))) == 3
+    assert [p.name for p in target.iterdir()] == ["names"]  # no archive or temp left behind
+
+
+def test_help_explains_every_flag():
+    code, out, _ = call(cls, "--help")
+    assert code == 0
+    for flag in ["--predict", "--data-dir", "--checkpoint", "--device", "--seed", "--epochs",
+                 "--max-steps", "--batch-size", "--lr", "--log-every"]:
+        assert flag in out
