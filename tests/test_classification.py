@@ -43,10 +43,27 @@ def test_stdin_keeps_order_and_count(checkpoint):
     assert [line.split("\t")[0] for line in out.splitlines()] == names
 
 
+def test_stdin_blank_line_gives_blank_line(checkpoint):
+    code, out, _ = predict(checkpoint, "-", stdin="Hinton\n\nRossi\n")
+    assert code == 0
+    lines = out.split("\n")
+    assert lines[0].startswith("Hinton\t") and lines[1] == "" and lines[2].startswith("Rossi\t")
+
+
+def test_bad_numbers_and_wrong_contents(checkpoint, tmp_path):
+    code, _, err = call(cls, "--batch-size", 0, "--data-dir", tmp_path)
+    assert code == 1 and "--max-steps >= 0" in err
+    hollow = tmp_path / "hollow.pt"
+    torch.save({"kind": "char-rnn-classification", "config": {}}, hollow)
+    code, _, err = predict(hollow, "Hinton")
+    assert code == 1 and "not a usable checkpoint" in err
+
+
 def test_foreign_scripts_are_transliterated(checkpoint):
     code, out, err = predict(checkpoint, "Schrödinger", "Пушкин", "山田", "ab" * 5_000)
     assert code == 0, err
-    assert [line.split("\t")[0] for line in out.splitlines()][:3] == ["Schrödinger", "Пушкин", "山田"]
+    names = [line.split("\t")[0] for line in out.splitlines()]
+    assert names[:3] == ["Schrödinger", "Пушкин", "山田"]
     assert all(len(line.split("\t")) == 4 for line in out.splitlines())
 
 
@@ -76,7 +93,7 @@ def test_corrupt_checkpoint(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"this is not a checkpoint")
     code, _, err = predict(bad, "Hinton")
-    assert code == 1 and "not a readable checkpoint" in err
+    assert code == 1 and "not a usable checkpoint" in err
 
 
 class Payload:  # a pickled object: weights_only=True must refuse to run its code
