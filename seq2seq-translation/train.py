@@ -348,7 +348,7 @@ def main(argv=None):
     add("--all-pairs", action="store_true", help="keep all pairs, not only 'i am', 'he is', ...")
     add("--max-length", type=int, default=10, help="longest sentence kept, in words")
     add("--min-count", type=int, default=2, help="rarer training words become <unk>")
-    add("--epochs", type=int, default=10, help="passes over the training pairs")
+    add("--epochs", type=int, default=14, help="passes over the training pairs")
     add("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
     add("--batch-size", type=int, default=64, help="sentence pairs per optimisation step")
     add("--lr", type=float, default=3e-3, help="peak learning rate of AdamW")

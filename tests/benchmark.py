@@ -34,7 +34,8 @@ def run_once(folder, data_dir, device, workdir):
     if result.returncode != 0:
         sys.exit(f"error: {folder} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
     figures = [line for line in result.stderr.splitlines() if line.startswith("test:")]
-    return wall, (figures[-1][len("test:"):].strip() if figures else "(no test: line printed)")
+    figures = figures[-1][len("test:"):].strip().replace(" | ", "; ") if figures else "(none)"
+    return wall, figures
 
 
 def main():

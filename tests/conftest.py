@@ -27,6 +27,10 @@ SCRIPTS = ["char-rnn-classification", "char-rnn-generation", "seq2seq-translatio
 # scripts read the archive's address from this variable; a file:// address that does not
 # exist fails at once, with no network involved.
 os.environ["PRACTICAL_PYTORCH_DATA_URL"] = "file:///nonexistent/practical-pytorch/data.zip"
+# The test models are tiny, so one thread is fastest; and two OpenMP threads spin-waiting on
+# each other turn a 2-second training into 20 when anything else shares the cores. Set before
+# torch is first imported (conftest loads first), so it holds here and in every subprocess.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def load_script(folder):

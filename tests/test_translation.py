@@ -14,12 +14,7 @@ FOLDER = "seq2seq-translation"
 
 @pytest.fixture(scope="module")
 def s2s():
-    # The models here are tiny: a second thread only adds overhead, and on a busy machine
-    # OpenMP threads waiting for each other make a 3-second training take 30.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_script(FOLDER)
-    torch.set_num_threads(threads)
+    return load_script(FOLDER)
 
 
 @pytest.fixture(scope="module")
