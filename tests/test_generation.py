@@ -67,9 +67,16 @@ def test_unknown_language_lists_known_ones(checkpoint):
 
 def test_start_with_unseen_characters(checkpoint):
     assert_error(sample(checkpoint, "--language", "Ruritanian", "--start", "Ka#9"), "#9")
+    assert_error(sample(checkpoint, "--start", "\U0001f600"), "never saw")  # unidecode: ""
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_all_with_a_language_and_huge_num(checkpoint):
+    code, out, err = sample(checkpoint, "--language", "all", "Ruritanian", "--num", 2)
+    assert code == 0 and len(out.splitlines()) == 2 * len(LABELS), err
+    assert_error(sample(checkpoint, "--num", 10**12), "--num")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "1e-40"])
 def test_bad_temperature(checkpoint, value):
     assert_error(sample(checkpoint, "--temperature", value), "--temperature")
 
@@ -86,15 +93,15 @@ def test_sampling_before_training(tmp_path):
 def test_corrupt_checkpoint(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(b"this is not a checkpoint")
-    assert_error(sample(path), "not a readable checkpoint")
+    assert_error(sample(path), "not a usable checkpoint")
 
 
 def test_foreign_checkpoint(tmp_path):
     path = tmp_path / "model.pt"
     torch.save({"kind": "char-rnn-classification", "config": {}, "model": {}}, path)
-    assert_error(sample(path), "checkpoint of char-rnn-classification", "char-rnn-generation")
+    assert_error(sample(path), "char-rnn-classification checkpoint", "char-rnn-generation")
     torch.save([1, 2, 3], path)
-    assert_error(sample(path), "not of char-rnn-generation")
+    assert_error(sample(path), "not a usable checkpoint")
 
 
 def test_damaged_checkpoint(checkpoint, tmp_path):
@@ -102,7 +109,7 @@ def test_damaged_checkpoint(checkpoint, tmp_path):
     ckpt["config"]["hidden_size"] += 1  # weights no longer fit the model
     path = tmp_path / "model.pt"
     torch.save(ckpt, path)
-    assert_error(sample(path), "damaged")
+    assert_error(sample(path), "not a usable checkpoint")
 
 
 def test_cuda_without_cuda(checkpoint, monkeypatch):
