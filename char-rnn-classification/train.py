@@ -358,9 +358,10 @@ def main(argv=None):
     add("--log-every", type=int, default=50, help="print a progress line every N steps")
     args = p.parse_args(argv)
     sizes = (args.epochs, args.batch_size, args.log_every, args.embed_size, args.hidden_size)
-    if min(sizes) < 1 or args.max_steps < 0 or args.lr <= 0 or not 0 <= args.dropout < 1:
+    if min(sizes) < 1 or args.max_steps < 0 or not 0 < args.lr < math.inf \
+            or not 0 <= args.dropout < 1 or not args.checkpoint.name:  # (not 0 < nan: rejected)
         sys.exit("error: sizes, --epochs and --log-every must be >= 1, --max-steps >= 0, "
-                 "--lr > 0 and 0 <= --dropout < 1")
+                 "--lr > 0, 0 <= --dropout < 1, and --checkpoint a file name")
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
 

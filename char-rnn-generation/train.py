@@ -367,8 +367,8 @@ def main(argv=None):
             sys.exit(f"error: --{flag.replace('_', '-')} must be at least {low}")
     if not 1e-3 <= args.temperature <= 1e3 or args.num > 100_000:  # also rejects nan
         sys.exit("error: --temperature must be in [0.001, 1000] (e.g. 0.8), --num at most 100000")
-    if not (args.lr > 0 and math.isfinite(args.lr)) or not 0 <= args.dropout < 1:
-        sys.exit("error: --lr must be positive and --dropout in [0, 1)")
+    if not 0 < args.lr < math.inf or not 0 <= args.dropout < 1 or not args.checkpoint.name:
+        sys.exit("error: --lr must be positive, --dropout in [0, 1), --checkpoint a file name")
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     if args.sample:

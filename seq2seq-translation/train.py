@@ -38,14 +38,12 @@ HERE = Path(__file__).resolve().parent
 SPECIALS = ["<pad>", "<sos>", "<eos>", "<unk>"]
 PAD, SOS, EOS, UNK = range(4)  # their ids in both vocabularies
 ALPHA = 0.6  # beam search length penalty ((5 + length) / 6) ** ALPHA, as in GNMT (Wu et al. 2016)
-# The 2017 tutorial's filter, so figures compare. Apostrophes become spaces, as there: I'm -> i m
+# The 2017 tutorial's English prefixes (it kept < 10 words, we <= --max-length). I'm -> i m
 PREFIXES = ("i am ", "i m ", "he is", "he s ", "she is", "she s ", "you are", "you re ",
             "we are", "we re ", "they are", "they re ")
 
-
 def log(*parts):
     print(*parts, file=sys.stderr, flush=True)
-
 
 # -----------------------------------------------------------------------------
 # Data
@@ -74,7 +72,11 @@ def read_pairs(data_dir, max_length, all_pairs, reverse):
     if not path.exists():
         download(data_dir)
     pairs, malformed = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as e:  # a folder named eng-fra.txt, no permission...
+        sys.exit(f"error: cannot read {path} ({e.strerror}); check the file or pass --data-dir")
+    for line in lines:
         en, fr = ([tokenize(field) for field in line.split("\t")[:2]] + [[], []])[:2]
         if not (en and fr):
             malformed += bool(line.strip())  # blank lines are not worth a mention
@@ -103,26 +105,24 @@ def encode(sentences, stoi, device, sos=False, eos=False):
     x = pad_sequence([torch.tensor(i) for i in ids], batch_first=True, padding_value=PAD)
     return x.to(device), torch.tensor([len(i) for i in ids])
 
-
 # -----------------------------------------------------------------------------
 # Model
 class Translator(nn.Module):
     """Bidirectional GRU encoder + GRU decoder with multiplicative attention (Luong et al. 2015).
-    Attention: decoder state h_t (hidden) scores each source position s by its encoder state
-    e_s (2 * hidden): score(t, s) = h_t . W e_s; a softmax over s gives weights a(t, s) summing
-    to 1, "how much output word t looks at source word s". The context c_t = sum_s a(t, s) e_s
-    is mixed with h_t to predict word t.
-    Why multiplicative, not additive (Bahdanau et al. 2014, as in the 2017 tutorial): our decoder
-    GRU never sees the context, so with teacher forcing it runs over the whole target in ONE
-    nn.GRU call, and attention is two batched matrix products. Bahdanau's decoder feeds the
-    context into its next step, a Python loop over time: ~100 ms a batch against our ~55."""
+    Attention: decoder state h_t (hidden) scores each source position s by its encoder state e_s
+    (2 * hidden): score(t, s) = h_t . W e_s; a softmax over s gives weights a(t, s) summing to 1,
+    "how much output word t looks at source word s"; the context c_t = sum_s a(t, s) e_s joins h_t
+    to predict word t. No "input feeding" (Bahdanau's decoder and Luong's full model feed c_t into
+    step t+1): our decoder GRU never sees c_t, so with teacher forcing it runs over the whole
+    target in ONE nn.GRU call and attention is two batched matmuls, not a Python loop over time
+    (that loop, with additive tanh scores, made decoder training ~1.7x slower here)."""
 
     def __init__(self, src_vocab, tgt_vocab, max_length, size, dropout):
         embed_size = hidden_size = size  # one size for both keeps the flags simple
         super().__init__()
         self.src_stoi = {w: i for i, w in enumerate(src_vocab)}
         self.tgt_stoi = {w: i for i, w in enumerate(tgt_vocab)}
-        self.tgt_itos, self.max_length = tgt_vocab, max_length  # decoding stops at 2 * max_length
+        self.tgt_itos, self.max_length = tgt_vocab, max_length  # outputs <= 2 * max_length + 1
         self.src_embed = nn.Embedding(len(src_vocab), embed_size, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(len(tgt_vocab), embed_size, padding_idx=PAD)
         self.encoder = nn.GRU(embed_size, hidden_size, batch_first=True, bidirectional=True)
@@ -157,7 +157,6 @@ class Translator(nn.Module):
         mixed = torch.tanh(self.mix(torch.cat([h, context], dim=-1)))  # (batch, time, embed)
         return self.out(self.drop(mixed)), hidden, weights
 
-
 # -----------------------------------------------------------------------------
 # Training
 def train(args, model, train_set, val_set, device, save):
@@ -170,7 +169,8 @@ def train(args, model, train_set, val_set, device, save):
     # Padding costs nothing; label smoothing 0.1 curbs over-confidence on so little data.
     loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=0.1)
     best, step, start, running = -1.0, 0, time.time(), []
-    for epoch in range(1, math.ceil(total / steps_per_epoch) + 1):
+    epochs = math.ceil(total / steps_per_epoch)  # fewer than --epochs if --max-steps cuts in
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train_set)).tolist()  # seeded by torch.manual_seed in main
         for i in range(0, len(order), args.batch_size):
@@ -189,22 +189,21 @@ def train(args, model, train_set, val_set, device, save):
             step += 1
             running.append(loss.item())
             if step % args.log_every == 0 or step == total:
-                elapsed = time.time() - start
-                log(f"epoch {epoch} | step {step}/{total} | loss {sum(running) / len(running):.4f}"
-                    f" | {elapsed:.0f}s elapsed, ETA {elapsed / step * (total - step):.0f}s")
+                elapsed, mean = time.time() - start, sum(running) / len(running)
+                log(f"epoch {epoch}/{epochs} | step {step}/{total} | loss {mean:.4f} | "
+                    f"{elapsed:.0f}s elapsed, ETA {elapsed / step * (total - step):.0f}s")
                 running = []
             if step == total:
                 break
         score = evaluate(model, val_set, device)[0]  # greedy: fast, and ranks epochs fine
-        log(f"epoch {epoch} done | val BLEU {score:.1f}" + " (best, saved)" * (score > best))
-        if score > best:
+        log(f"epoch {epoch}/{epochs} done | val BLEU {score:.1f}{' | saved' * (score >= best)}")
+        if score >= best:  # on a tie the later epoch, trained longer at a lower rate, wins
             best = score
             save()
 
-
 # -----------------------------------------------------------------------------
 # Evaluation
-@torch.inference_mode()  # no autograd bookkeeping: the 2.x replacement for volatile=True
+@torch.inference_mode()  # no autograd graph recorded; replaces Variable(volatile=True)
 def translate(model, sentences, device, beam=1, batch_size=256):
     """Beam search over batches of sentences (beam=1: greedy). Each sentence keeps `beam` partial
     translations as rows of one (batch * beam) batch; each step extends all by every word and
@@ -225,7 +224,7 @@ def translate(model, sentences, device, beam=1, batch_size=256):
         for _ in range(2 * model.max_length + 2):
             logits, hidden, weights = model.decode(words[:, -1:], hidden, memory)
             logp = logits[:, -1].log_softmax(dim=-1)  # (n * k, vocab)
-            logp[:, PAD] = float("-inf")  # PAD is no word, but a finished hypothesis...
+            logp[:, [PAD, SOS]] = float("-inf")  # no words; but a finished hypothesis...
             logp[done] = float("-inf")
             logp[done, PAD] = 0.0  # ...continues with PAD only, for free
             total, new_length = score.view(-1, 1) + logp, length + ~done
@@ -284,7 +283,7 @@ def heatmap(src, out, attn):
     widths, side = [max(len(w), 2) for w in src], max(len(w) for w in out + ["<eos>"]) + 1
     log(" " * side + " ".join(w.ljust(n) for w, n in zip(src, widths)))
     for word, row in zip(out + ["<eos>"], attn.tolist()):
-        log(word.ljust(side) + " ".join(shades[math.ceil(9 * a)] * n for a, n in zip(row, widths)))
+        log(word.ljust(side) + " ".join(shades[round(9 * a)] * n for a, n in zip(row, widths)))
 
 def report(model, test_set, device, beam):
     """Test BLEU and exact match with the best checkpoint, examples, one attention map."""
@@ -297,7 +296,6 @@ def report(model, test_set, device, beam):
             f"\n< {' '.join(outputs[i][0])}\n")
     log("attention of the first example (rows: output words, columns: source words):")
     heatmap(list(sources[picks[0]]), *outputs[picks[0]])
-
 
 # -----------------------------------------------------------------------------
 # Command line
@@ -358,18 +356,20 @@ def main(argv=None):
     add("--log-every", type=int, default=50, help="print a progress line every N steps")
     args = p.parse_args(argv)
     if min(args.max_length, args.min_count, args.epochs, args.batch_size, args.beam, args.size,
-           args.log_every) < 1 or args.max_steps < 0 or not 0 <= args.dropout < 1:
-        sys.exit("error: sizes and counts must be >= 1, --max-steps >= 0, 0 <= --dropout < 1")
+           args.log_every) < 1 or args.max_steps < 0 or not 0 <= args.dropout < 1 \
+            or not 0 < args.lr < math.inf or not args.checkpoint.name:
+        sys.exit("error: need sizes, counts >= 1, --max-steps >= 0, 0 <= --dropout < 1, --lr > 0")
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     if args.translate:
         model = load_checkpoint(args.checkpoint, device)
+        getattr(sys.stdin, "reconfigure", lambda **_: None)(errors="replace")  # odd bytes: no crash
         lines = sys.stdin.read().splitlines() if args.translate == ["-"] else args.translate
         return translate_command(model, lines, device, args.beam, args.show_attention)
     pairs = read_pairs(args.data_dir, args.max_length, args.all_pairs, args.reverse)
     train_set, val_set, test_set = split_by_source(pairs, args.seed)
     if not (val_set and test_set):
-        sys.exit(f"error: only {len(pairs)} sentence pairs; need at least 10 distinct sources")
+        sys.exit(f"error: {len({tuple(s) for s, _ in pairs})} distinct sources; need 10 or more")
     # Vocabularies from the training split only: held-out words must be unknown, as in use.
     vocabs = [SPECIALS + sorted(w for w, c in Counter(w for pair in train_set for w in pair[side])
                                 .items() if c >= args.min_count) for side in (0, 1)]

@@ -53,6 +53,9 @@ def test_stdin_blank_line_gives_blank_line(checkpoint):
 def test_bad_numbers_and_wrong_contents(checkpoint, tmp_path):
     code, _, err = call(cls, "--batch-size", 0, "--data-dir", tmp_path)
     assert code == 1 and "--max-steps >= 0" in err
+    for flags in (["--lr", "nan"], ["--lr", "0"], ["--checkpoint", ""]):
+        code, _, err = call(cls, *flags, "--data-dir", tmp_path)
+        assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
     hollow = tmp_path / "hollow.pt"
     torch.save({"kind": "char-rnn-classification", "config": {}}, hollow)
     code, _, err = predict(hollow, "Hinton")

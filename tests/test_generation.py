@@ -133,6 +133,8 @@ def test_bad_training_flags(names_data, tmp_path):
     args = train_args(names_data, tmp_path / "m.pt")
     assert_error(call(gen, *args, "--batch-size", "0"), "--batch-size")
     assert_error(call(gen, *args, "--lr", "-1"), "--lr")
+    assert_error(call(gen, *args, "--lr", "nan"), "--lr")
+    assert_error(call(gen, *args, "--checkpoint", ""), "--checkpoint")
 
 
 def test_any_folder_of_labels(tmp_path):

@@ -4,10 +4,12 @@ One tiny model is trained once (module fixture) on conftest's make_pairs data; t
 """
 
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
-from conftest import call, load_script, make_pairs
+from conftest import REPO, call, load_script, make_pairs
 
 FOLDER = "seq2seq-translation"
 
@@ -74,6 +76,15 @@ def test_unknown_english_and_very_long_input_still_translate(s2s, trained, sente
     assert "Traceback" not in err
 
 
+def test_stdin_bytes_that_are_not_utf8_still_translate(trained):
+    """A Latin-1 file piped in: the odd bytes are replaced, every line still gets its answer."""
+    cmd = [sys.executable, str(REPO / FOLDER / "train.py"), "--checkpoint", str(trained[0]),
+           "--device", "cpu", "--translate", "-"]
+    run = subprocess.run(cmd, input=b"je suis grand .\nd\xe9j\xe0 l\xe0\n", capture_output=True,
+                         timeout=120)
+    assert run.returncode == 0 and len(run.stdout.splitlines()) == 2, run.stderr.decode()
+
+
 def test_show_attention_goes_to_stderr(s2s, trained):
     code, out, err = translate(s2s, trained[0], "il est riche .", "--show-attention")
     assert code == 0 and len(out.splitlines()) == 1
@@ -103,13 +114,21 @@ def test_cuda_without_cuda(s2s, trained):
     one_line_error(call(s2s, "--device", "cuda", "--translate", "x"), "not available")
 
 
-def test_empty_missing_and_filtered_out_data(s2s, tmp_path):
+@pytest.mark.parametrize("flags", [["--lr", "0"], ["--lr", "nan"], ["--beam", "0"],
+                                   ["--dropout", "1"], ["--checkpoint", ""]])
+def test_bad_settings(s2s, flags):
+    one_line_error(call(s2s, "--device", "cpu", *flags), "need")
+
+
+def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
     common = ["--checkpoint", tmp_path / "m.pt", "--device", "cpu", "--max-steps", 1]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "eng-fra.txt").write_text("\n\n")
     one_line_error(call(s2s, "--data-dir", tmp_path / "empty", *common), "no pairs")
     # a folder without eng-fra.txt tries the (offline, failing) download
     one_line_error(call(s2s, "--data-dir", tmp_path / "nothing", *common), "could not download")
+    (tmp_path / "folder" / "eng-fra.txt").mkdir(parents=True)  # exists, but cannot be read
+    one_line_error(call(s2s, "--data-dir", tmp_path / "folder", *common), "cannot read")
     data = make_pairs(tmp_path / "pairs")
     one_line_error(call(s2s, "--data-dir", data, "--max-length", 2, *common), "no pairs")
     assert not (tmp_path / "m.pt").exists()
