@@ -5,7 +5,7 @@ An encoder reads a French sentence; a decoder writes the English one word by wor
 back at the French words it needs through attention. The third "practical PyTorch" tutorial,
 rewritten for PyTorch 2.x: padded batches instead of one sentence at a time, padding masked
 everywhere, and BLEU on held-out sentences (the 2017 tutorial showed its training sentences).
-    python seq2seq-translation/train.py              # train (~4 min on 2 CPU cores), save model.pt
+    python seq2seq-translation/train.py              # train (~3 min on 2 CPU cores), save model.pt
     python seq2seq-translation/train.py --translate "je suis content ." --show-attention
     python seq2seq-translation/train.py --translate - < french.txt > english.txt
     python seq2seq-translation/train.py --reverse --checkpoint en-fr.pt   # English -> French

@@ -7,6 +7,7 @@ folder so your own model.pt files are left alone.
 
     python tests/benchmark.py --data-dir ../shared/data            # all three scripts
     python tests/benchmark.py --data-dir ../shared/data --only char-rnn-classification --repeat 3
+    python tests/benchmark.py --data-dir ../shared/data --keep /tmp/bench   # keep models, logs
 
 It prints one markdown table row per script: the median wall time from start to final report
 (the process's whole life, data loading and torch import included) and the `test:` line each
@@ -31,6 +32,7 @@ def run_once(folder, data_dir, device, workdir):
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    (Path(workdir) / f"{folder}.log").write_text(result.stderr)  # the whole report, for reading
     if result.returncode != 0:
         sys.exit(f"error: {folder} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
     figures = [line for line in result.stderr.splitlines() if line.startswith("test:")]
@@ -45,10 +47,13 @@ def main():
     p.add_argument("--only", choices=SCRIPTS, action="append", help="run only these scripts")
     p.add_argument("--repeat", type=int, default=1, help="runs per script; the median is shown")
     p.add_argument("--device", default="cpu", help="--device passed to each script")
+    p.add_argument("--keep", type=Path, help="keep each script's checkpoint and log here")
     args = p.parse_args()
     print("| script | wall time (median) | held-out figures (last run) |")
     print("|---|---|---|")
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or tmp
+        Path(workdir).mkdir(parents=True, exist_ok=True)
         for folder in args.only or SCRIPTS:
             if not (REPO / folder / "train.py").exists():
                 continue
