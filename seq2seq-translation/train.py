@@ -122,7 +122,7 @@ class Translator(nn.Module):
         super().__init__()
         self.src_stoi = {w: i for i, w in enumerate(src_vocab)}
         self.tgt_stoi = {w: i for i, w in enumerate(tgt_vocab)}
-        self.tgt_itos, self.max_length = tgt_vocab, max_length  # outputs <= 2 * max_length + 1
+        self.tgt_itos, self.max_length = tgt_vocab, max_length  # outputs <= 2 * max_length + 2
         self.src_embed = nn.Embedding(len(src_vocab), embed_size, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(len(tgt_vocab), embed_size, padding_idx=PAD)
         self.encoder = nn.GRU(embed_size, hidden_size, batch_first=True, bidirectional=True)
