@@ -131,6 +131,12 @@ def test_folder_without_txt_files(tmp_path):
     assert code == 1 and "no <language>.txt files" in err
 
 
+def test_unreadable_data_file(tmp_path):
+    (tmp_path / "names" / "English.txt").mkdir(parents=True)  # exists, cannot be read as text
+    code, _, err = call(cls, "--data-dir", tmp_path, "--checkpoint", tmp_path / "m.pt")
+    assert code == 1 and "cannot read" in err and err.count("\n") == 1, err
+
+
 def test_download_unpacks_archive(tmp_path, monkeypatch):
     """The first-run download, pointed at a local archive laid out like the real one."""
     make_names(tmp_path / "src" / "data", per_language=20)

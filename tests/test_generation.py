@@ -123,6 +123,11 @@ def test_data_folder_without_txt_files(tmp_path):
     assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "no <label>.txt files")
 
 
+def test_unreadable_data_file(tmp_path):
+    (tmp_path / "names" / "English.txt").mkdir(parents=True)  # exists, cannot be read as text
+    assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "cannot read")
+
+
 def test_failed_download(tmp_path):
     # conftest points the download at a file:// URL that does not exist.
     assert_error(call(gen, *train_args(tmp_path / "empty", tmp_path / "m.pt")),
