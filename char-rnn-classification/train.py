@@ -243,7 +243,7 @@ def report(model, test_set, labels, device):
     k = len(labels)
     # Recall of a language: the share of its test names classified correctly (as above: as
     # any of their languages, so "Scottish" recall mostly counts "English" guesses). Russian
-    # is over half of the names, so always answering "Russian" already gets ~0.54 top-1;
+    # is about half of the names, so always answering "Russian" already gets ~0.5 top-1;
     # balanced accuracy (mean recall over languages) gives every language the same weight.
     members = {i: [n for n in languages if i in languages[n]] for i in range(k)}
     recall = {i: sum(guess_of[n] in languages[n] for n in m) / len(m)

@@ -26,6 +26,7 @@ import math
 import os
 import random
 import sys
+import tempfile
 import time
 import urllib.request
 import zipfile
@@ -54,22 +55,20 @@ def log(*args):
 
 def download(data_dir):
     """Fetch the tutorial archive and unpack its data/ members into data_dir."""
-    zip_path, tmp = data_dir / "data.zip", data_dir / "data.zip.tmp"
     log(f"downloading {DATA_URL} into {data_dir}")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        urllib.request.urlretrieve(DATA_URL, tmp)
-        os.replace(tmp, zip_path)  # a half-finished download never looks like a real one
-        with zipfile.ZipFile(zip_path) as archive:
-            for member in archive.infolist():
-                if member.filename.startswith("data/") and not member.is_dir():
-                    target = data_dir / member.filename[len("data/"):]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(archive.read(member))
-        zip_path.unlink()
-    except Exception:
-        sys.exit(f"error: could not download {DATA_URL}, fetch it by hand and unzip it into "
-                 f"{data_dir}, or pass --data-dir")
+        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:  # removed, zip and all, at the end
+            urllib.request.urlretrieve(DATA_URL, Path(tmp) / "data.zip")
+            zipfile.ZipFile(Path(tmp) / "data.zip").extractall(tmp)
+            # Moved into place only once all is unpacked: an interrupted download never leaves
+            # a half-filled names/ folder that would pass for the real data on the next run.
+            for item in (Path(tmp) / "data").iterdir():
+                if not (data_dir / item.name).exists():
+                    os.replace(item, data_dir / item.name)
+    except Exception as e:  # no network, HTTP error, broken archive, full disk...
+        sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}), fetch it by hand "
+                 f"and unzip it into {data_dir}, or pass --data-dir")
 
 
 def load_names(data_dir):

@@ -324,7 +324,7 @@ def translate_command(model, lines, device, beam, show_attention):
     """One output line per input line, same order; an empty input line gives an empty line."""
     sentences = [tokenize(line) for line in lines]
     if unknown := sorted({w for s in sentences for w in s} - model.src_stoi.keys()):
-        log(f"note: words never seen in training, read as <unk>: {' '.join(unknown)}")
+        log(f"note: words not in the vocabulary, read as <unk>: {' '.join(unknown)}")
     outputs = iter(translate(model, [s for s in sentences if s], device, beam))
     for s in sentences:
         out, attn = next(outputs) if s else ([], None)

@@ -3,9 +3,11 @@
 One tiny checkpoint is trained once (module-scoped fixture) and reused by the sampling tests.
 """
 
+import zipfile
+
 import pytest
 import torch
-from conftest import call, load_script
+from conftest import call, load_script, make_names
 
 gen = load_script("char-rnn-generation")
 LABELS = ["Ruritanian", "Sylvanian", "Tuscanish"]
@@ -126,6 +128,19 @@ def test_data_folder_without_txt_files(tmp_path):
 def test_unreadable_data_file(tmp_path):
     (tmp_path / "names" / "English.txt").mkdir(parents=True)  # exists, cannot be read as text
     assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "cannot read")
+
+
+def test_download_unpacks_archive(tmp_path, monkeypatch):
+    """The first-run download, pointed at a local archive laid out like the real one."""
+    names = make_names(tmp_path / "src", per_language=20) / "names"
+    with zipfile.ZipFile(tmp_path / "data.zip", "w") as z:
+        for f in names.iterdir():
+            z.write(f, f"data/names/{f.name}")
+    monkeypatch.setattr(gen, "DATA_URL", (tmp_path / "data.zip").as_uri())
+    code, _, err = call(gen, *train_args(tmp_path / "fresh", tmp_path / "m.pt", steps=2))
+    assert code == 0, err
+    assert len(list((tmp_path / "fresh" / "names").glob("*.txt"))) == 3
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["names"]  # nothing left behind
 
 
 def test_failed_download(tmp_path):

@@ -6,6 +6,7 @@ One tiny model is trained once (module fixture) on conftest's make_pairs data; t
 import pickle
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -132,6 +133,18 @@ def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
     data = make_pairs(tmp_path / "pairs")
     one_line_error(call(s2s, "--data-dir", data, "--max-length", 2, *common), "no pairs")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_download_unpacks_archive(s2s, tmp_path, monkeypatch):
+    """The first-run download, pointed at a local archive laid out like the real one."""
+    data = make_pairs(tmp_path / "src")
+    with zipfile.ZipFile(tmp_path / "data.zip", "w") as z:
+        z.write(data / "eng-fra.txt", "data/eng-fra.txt")
+    monkeypatch.setattr(s2s, "DATA_URL", (tmp_path / "data.zip").as_uri())
+    code, _, err = call(s2s, "--data-dir", tmp_path / "fresh", "--checkpoint", tmp_path / "m.pt",
+                        "--device", "cpu", "--max-steps", 2, "--beam", 1)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["eng-fra.txt"]  # nothing else
 
 
 def test_reverse_trains_english_to_french(s2s, tmp_path):
