@@ -215,7 +215,7 @@ def train(args, model, train_set, val_set, device, save):
 # -----------------------------------------------------------------------------
 # Evaluation
 
-@torch.inference_mode()  # a faster torch.no_grad(), which replaced Variable(volatile=True)
+@torch.inference_mode()  # a faster torch.no_grad(), which replaced volatile=True Variables
 def predict(model, names, device, batch_size=512):
     """Return a (len(names), labels) tensor of probabilities."""
     model.eval()

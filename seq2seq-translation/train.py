@@ -203,7 +203,7 @@ def train(args, model, train_set, val_set, device, save):
 
 # -----------------------------------------------------------------------------
 # Evaluation
-@torch.inference_mode()  # no autograd graph recorded; replaces Variable(volatile=True)
+@torch.inference_mode()  # no autograd graph recorded; replaces volatile=True Variables
 def translate(model, sentences, device, beam=1, batch_size=256):
     """Beam search over batches of sentences (beam=1: greedy). Each sentence keeps `beam` partial
     translations as rows of one (batch * beam) batch; each step extends all by every word and
