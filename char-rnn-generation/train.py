@@ -13,8 +13,8 @@ short strings, one per line (first names by gender, place names by country, ...)
 
 Training downloads the data on first run, splits the distinct names 80/10/10 into train / val /
 test, logs progress to stderr, keeps the checkpoint best on validation and ends with a report:
-test negative log-likelihood per character (nats, bits), samples from every language, and the
-share of samples that are new and distinct. `--sample` prints names to stdout, one a line.
+samples from every language, then the test negative log-likelihood per character (nats, bits)
+and the share of samples that are new and distinct. `--sample` prints names to stdout, one a line.
 
 What changed since the 2017 tutorial: its recurrence had no nonlinearity (a hand-rolled
 Linear cell), it trained on one name at a time for 100,000 steps, never measured anything on
