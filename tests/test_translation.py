@@ -1,4 +1,4 @@
-"""Bad input for seq2seq-translation/train.py: one-line errors or sane answers, never a traceback.
+"""seq2seq-translation/train.py: attention, beam search, and bad input (one line, never a traceback).
 
 One tiny model is trained once (module fixture) on conftest's make_pairs data; the tests reuse it.
 """
@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import REPO, call, load_script, make_pairs
 
 FOLDER = "seq2seq-translation"
@@ -35,21 +36,77 @@ def translate(s2s, ckpt, *args, stdin=""):
     return call(s2s, "--checkpoint", ckpt, "--device", "cpu", "--translate", *args, stdin=stdin)
 
 
-def one_line_error(result, needle):
-    """Exit 1, nothing on stdout, and stderr ends with one 'error: ...' line naming the problem
-    (progress lines such as 'downloading ...' may come before it)."""
-    code, out, err = result
+def one_line_error(result, needle, code=1):
+    """Exit `code`, nothing on stdout, and stderr ends with one 'error: ...' line naming the
+    problem (progress lines such as 'downloading ...' may come before it)."""
+    exit_code, out, err = result
     lines = err.strip().splitlines()
-    assert code == 1 and out == "" and "Traceback" not in err, err
+    assert exit_code == code and out == "" and "Traceback" not in err, err
     assert lines[-1].startswith("error: ") and needle in lines[-1], err
     assert sum(line.startswith("error: ") for line in lines) == 1, err
 
 
-def test_training_reports_and_skips_malformed_lines(trained):
+def test_training_reports(trained):
     ckpt, err = trained
-    assert ckpt.exists()
-    assert "skipped 2 malformed lines" in err
-    assert "BLEU-4" in err and "exact match" in err
+    assert ckpt.exists() and not ckpt.with_name("model.pt.tmp").exists()
+    assert err.startswith("device cpu | 120 pairs")  # the two malformed lines are skipped
+    assert "BLEU-4" in err and "<eos>" in err  # the test line, then an attention map
+
+
+def test_hand_written_attention_equals_sdpa(s2s):
+    """attend() is F.scaled_dot_product_attention with scale=1 and the same boolean mask
+    (True = attend), padding included: the last two source positions of row 0 are padding."""
+    torch.manual_seed(0)
+    query, keys, values = torch.randn(3, 5, 8), torch.randn(3, 7, 8), torch.randn(3, 7, 6)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[0, 5:] = False
+    context, weights = s2s.attend(query, keys, values, mask)
+    expected = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask[:, None],
+                                              scale=1.0)
+    torch.testing.assert_close(context, expected)
+    assert weights[0, :, 5:].abs().max() == 0 and torch.allclose(weights.sum(-1), torch.ones(3, 5))
+
+
+def test_luong_attention_trains_and_draws(s2s, pairs_data, tmp_path):
+    ckpt = tmp_path / "luong.pt"
+    code, _, err = call(s2s, "--data-dir", pairs_data, "--checkpoint", ckpt, "--device", "cpu",
+                        "--attention", "luong", "--max-steps", 5, "--batch-size", 16)
+    assert code == 0 and "BLEU-4" in err and "<eos>" in err, err
+    assert torch.load(ckpt, weights_only=True)["config"]["attention"] == "luong"
+
+
+def test_no_unk_and_output_capped_per_sentence(s2s, trained, capsys):
+    """Even a model that prefers <unk> above all and never writes <eos> gives neither: each
+    output stops at 2 * (source words) + MARGIN words, with a note on stderr."""
+    model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
+    with torch.no_grad():
+        model.out.bias[s2s.UNK] = 100.0
+        model.out.bias[s2s.EOS] = -100.0
+    sources = [["je", "suis", "grand", "."], ["il", "est"] * 20]
+    for beam in (1, 3):
+        outputs = s2s.translate(model, sources, torch.device("cpu"), beam)
+        assert [len(out) for out, _ in outputs] == [2 * 4 + s2s.MARGIN, 2 * 40 + s2s.MARGIN]
+        assert not any(w in s2s.SPECIALS for out, _ in outputs for w in out)
+    assert "2 translation(s) never ended" in capsys.readouterr().err
+
+
+def test_beam_search_keeps_the_most_likely_sentence(s2s, trained):
+    """Beam search scores what it returns at least as well as greedy, by the same measure."""
+    model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
+    sources = [["je", "suis", "grand", "."], ["elle", "est", "triste", "."], ["nous", "sommes"]]
+
+    def score(out, src):  # log-probability of out + <eos> given src, over the length penalty
+        s, lengths = s2s.encode([src], model.src_stoi, "cpu")
+        t, _ = s2s.encode([out], model.tgt_stoi, "cpu", (s2s.SOS,), (s2s.EOS,))
+        memory, hidden = model.run_encoder(s, lengths)
+        logp = model.run_decoder(t[:, :-1], hidden, memory)[0].log_softmax(-1)
+        return logp[0].gather(1, t[0, 1:, None]).sum() / ((5 + t.size(1) - 1) / 6) ** s2s.ALPHA
+
+    with torch.no_grad():
+        greedy = s2s.translate(model, sources, "cpu", 1)
+        beam = s2s.translate(model, sources, "cpu", 4)
+        for src, (g, _), (b, _) in zip(sources, greedy, beam):
+            assert score(b, src) >= score(g, src) - 1e-4
 
 
 def test_stdin_keeps_order_and_empty_lines(s2s, trained):
@@ -73,7 +130,7 @@ def test_mixed_case_and_stray_punctuation_normalise(s2s, trained):
 def test_unknown_english_and_very_long_input_still_translate(s2s, trained, sentence):
     code, out, err = translate(s2s, trained[0], sentence)
     assert code == 0, err
-    assert len(out.splitlines()) == 1
+    assert len(out.splitlines()) == 1 and "<unk>" not in out
     assert "Traceback" not in err
 
 
@@ -86,10 +143,43 @@ def test_stdin_bytes_that_are_not_utf8_still_translate(trained):
     assert run.returncode == 0 and len(run.stdout.splitlines()) == 2, run.stderr.decode()
 
 
-def test_show_attention_goes_to_stderr(s2s, trained):
-    code, out, err = translate(s2s, trained[0], "il est riche .", "--show-attention")
-    assert code == 0 and len(out.splitlines()) == 1
-    assert "riche" in err and "<eos>" in err
+def test_reader_closing_the_pipe_ends_quietly(trained, tmp_path):
+    """`--translate - | head -1` over many lines: head leaves early, no traceback on stderr."""
+    (tmp_path / "in.txt").write_text("je suis grand .\nil est triste .\n" * 3000)
+    script = REPO / FOLDER / "train.py"
+    shell = (f"'{sys.executable}' '{script}' --checkpoint '{trained[0]}' --device cpu "
+             f"--translate - < in.txt 2> err.txt | head -1")
+    run = subprocess.run(["bash", "-c", shell], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert len(run.stdout.splitlines()) == 1, run.stdout
+    assert (tmp_path / "err.txt").read_text() == ""
+
+
+@pytest.mark.parametrize("where", ["train", "report", "translate"])
+def test_ctrl_c_exits_130_with_one_line(s2s, pairs_data, trained, tmp_path, monkeypatch, where):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    ckpt = tmp_path / "m.pt"
+    monkeypatch.setattr(s2s, where, interrupt)
+    if where == "translate":
+        code, out, err = translate(s2s, trained[0], "je suis grand .")
+        expected = "interrupted before the first epoch ended: nothing was saved"
+    else:
+        code, out, err = call(s2s, "--data-dir", pairs_data, "--checkpoint", ckpt, "--device",
+                              "cpu", "--max-steps", 2, "--beam", 1)
+        expected = (f"interrupted: the best model so far is at {ckpt}" if where == "report"
+                    else "interrupted before the first epoch ended: nothing was saved")
+    assert code == 130 and out == "" and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == expected
+
+
+def test_unwritable_checkpoint_is_one_line(s2s, pairs_data, tmp_path):
+    """torch.save raises RuntimeError (not OSError) when the folder does not exist."""
+    missing = tmp_path / "no" / "such" / "folder" / "m.pt"
+    result = call(s2s, "--data-dir", pairs_data, "--checkpoint", missing, "--device", "cpu",
+                  "--max-steps", 2, "--beam", 1)
+    one_line_error(result, f"cannot write {missing}")
 
 
 def test_missing_corrupt_foreign_and_unsafe_checkpoints(s2s, trained, tmp_path):
@@ -115,10 +205,18 @@ def test_cuda_without_cuda(s2s, trained):
     one_line_error(call(s2s, "--device", "cuda", "--translate", "x"), "not available")
 
 
-@pytest.mark.parametrize("flags", [["--lr", "0"], ["--lr", "nan"], ["--beam", "0"],
-                                   ["--dropout", "1"], ["--checkpoint", ""]])
-def test_bad_settings(s2s, flags):
-    one_line_error(call(s2s, "--device", "cpu", *flags), "need")
+@pytest.mark.parametrize("flags, needle", [
+    (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--beam", "0"], "--beam"),
+    (["--beam", "65"], "--beam"), (["--epochs", "x"], "--epochs"), (["--checkpoint", ""], "file"),
+    (["--size", "30"], "divide by 4 heads"), (["--attention", "bahdanau"], "--attention")])
+def test_bad_flags_are_one_line_exit_2(s2s, flags, needle):
+    one_line_error(call(s2s, "--device", "cpu", *flags), needle, code=2)
+
+
+def test_luong_takes_any_size(s2s, pairs_data, tmp_path):
+    code, _, err = call(s2s, "--data-dir", pairs_data, "--checkpoint", tmp_path / "m.pt",
+                        "--device", "cpu", "--attention", "luong", "--size", 30, "--max-steps", 1)
+    assert code == 0, err
 
 
 def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
@@ -130,28 +228,25 @@ def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
     one_line_error(call(s2s, "--data-dir", tmp_path / "nothing", *common), "could not download")
     (tmp_path / "folder" / "eng-fra.txt").mkdir(parents=True)  # exists, but cannot be read
     one_line_error(call(s2s, "--data-dir", tmp_path / "folder", *common), "cannot read")
-    data = make_pairs(tmp_path / "pairs")
-    one_line_error(call(s2s, "--data-dir", data, "--max-length", 2, *common), "no pairs")
+    (tmp_path / "other" / "eng-fra.txt").parent.mkdir()  # no "i am", "he is"... sentences
+    (tmp_path / "other" / "eng-fra.txt").write_text("Hello.\tBonjour.\nThanks.\tMerci.\n")
+    one_line_error(call(s2s, "--data-dir", tmp_path / "other", *common), "no pairs")
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_download_unpacks_archive(s2s, tmp_path, monkeypatch):
+def test_download_unpacks_archive_with_a_timeout(s2s, tmp_path, monkeypatch):
     """The first-run download, pointed at a local archive laid out like the real one."""
     data = make_pairs(tmp_path / "src")
     with zipfile.ZipFile(tmp_path / "data.zip", "w") as z:
         z.write(data / "eng-fra.txt", "data/eng-fra.txt")
+        z.writestr("data/names/Other.txt", "Abel\n")
     monkeypatch.setattr(s2s, "DATA_URL", (tmp_path / "data.zip").as_uri())
+    timeouts = []
+    urlopen = s2s.urllib.request.urlopen
+    monkeypatch.setattr(s2s.urllib.request, "urlopen",
+                        lambda url, timeout: timeouts.append(timeout) or urlopen(url))
     code, _, err = call(s2s, "--data-dir", tmp_path / "fresh", "--checkpoint", tmp_path / "m.pt",
                         "--device", "cpu", "--max-steps", 2, "--beam", 1)
     assert code == 0, err
+    assert timeouts == [60]
     assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["eng-fra.txt"]  # nothing else
-
-
-def test_reverse_trains_english_to_french(s2s, tmp_path):
-    data, ckpt = make_pairs(tmp_path / "pairs"), tmp_path / "en-fr.pt"
-    code, _, err = call(s2s, "--data-dir", data, "--checkpoint", ckpt, "--device", "cpu",
-                        "--reverse", "--all-pairs", "--max-steps", 3, "--beam", 1)
-    assert code == 0, err
-    code, out, err = translate(s2s, ckpt, "I am happy.")
-    assert code == 0 and len(out.splitlines()) == 1, err
-    assert "<unk>" not in err  # English words are this model's source vocabulary
