@@ -1,4 +1,4 @@
-"""seq2seq-translation/train.py: attention, beam search, and bad input (one line, never a traceback).
+"""seq2seq-translation/train.py: attention, beam search, bad input (one line, no traceback).
 
 One tiny model is trained once (module fixture) on conftest's make_pairs data; the tests reuse it.
 """
