@@ -1,17 +1,23 @@
-"""Benchmark: run each script's default training and report wall time and held-out figures.
+"""Benchmark: each script's default training, its held-out figures, and how fast it answers.
 
 Not part of the test suite (pytest does not collect it): it trains the real models on the real
 data, which takes minutes. Each script runs exactly as a user would run it, with default
 settings, on the CPU unless --device says otherwise, and writes its checkpoint to a temporary
-folder so your own model.pt files are left alone.
+folder so your own model.pt files are left alone. Pass --data-dir for a copy of the data unzipped
+by hand (default: data/ in this repository).
 
-    python tests/benchmark.py --data-dir ../shared/data            # all three scripts
-    python tests/benchmark.py --data-dir ../shared/data --only char-rnn-classification --repeat 3
-    python tests/benchmark.py --data-dir ../shared/data --keep /tmp/bench   # keep models, logs
+    python tests/benchmark.py                                   # all three scripts, once
+    python tests/benchmark.py --only seq2seq-translation --repeat 3
+    python tests/benchmark.py --repeat 3 --baseline ../old-checkout   # side by side, interleaved
+    python tests/benchmark.py --keep /tmp/bench                 # keep models and logs
 
-It prints one markdown table row per script: the median wall time from start to final report
-(the process's whole life, data loading and torch import included) and the `test:` line each
-script prints at the end of its report (its figures on its own held-out test split).
+It prints one markdown table row per script (and per baseline): the median wall time from start
+to final report (the process's whole life, data loading and torch import included), the `test:`
+line the script prints at the end of its report, and answering speed with the last checkpoint,
+start-up included: the translator over 10,000 French sentences spread through eng-fra.txt
+(greedy and default beam), the classifier over 50,000 names, the generator sampling 100,000
+Russian names. With --baseline, runs alternate between the two checkouts, so both see the same
+machine load; machines are shared and noisy, so compare medians of several runs.
 """
 
 import argparse
@@ -26,18 +32,32 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = ["char-rnn-classification", "char-rnn-generation", "seq2seq-translation"]
 
 
-def run_once(folder, data_dir, device, workdir):
-    cmd = [sys.executable, str(REPO / folder / "train.py"), "--data-dir", str(data_dir),
-           "--checkpoint", str(Path(workdir) / f"{folder}.pt"), "--device", device]
+def run(cmd, stdin=None):
+    """Run cmd; return (wall seconds, stdout, stderr); stop the benchmark if it fails."""
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    (Path(workdir) / f"{folder}.log").write_text(result.stderr)  # the whole report, for reading
     if result.returncode != 0:
-        sys.exit(f"error: {folder} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
-    figures = [line for line in result.stderr.splitlines() if line.startswith("test:")]
-    figures = figures[-1][len("test:"):].strip().replace(" | ", "; ") if figures else "(none)"
-    return wall, figures
+        sys.exit(f"error: {' '.join(cmd[1:3])} failed (exit {result.returncode}):\n"
+                 f"{result.stderr[-2000:]}")
+    return wall, result.stdout, result.stderr
+
+
+def speed_inputs(data_dir):
+    """The answering workloads: (name, extra flags, stdin text, how many answers)."""
+    lines = (data_dir / "eng-fra.txt").read_text(encoding="utf-8").splitlines()
+    step = max(1, len(lines) // 10_000)  # spread through the file, not its first, shortest lines
+    french = "\n".join(line.split("\t")[1] for line in lines[::step][:10_000]) + "\n"
+    names = [n for f in sorted((data_dir / "names").glob("*.txt"))
+             for n in f.read_text(encoding="utf-8").split()]
+    names = "\n".join((names * (50_000 // len(names) + 1))[:50_000]) + "\n"
+    return {
+        "seq2seq-translation": [("greedy", ["--translate", "-", "--beam", "1"], french, 10_000),
+                                ("beam", ["--translate", "-"], french, 10_000)],
+        "char-rnn-classification": [("predict", ["--predict", "-"], names, 50_000)],
+        "char-rnn-generation": [("sample", ["--sample", "--language", "Russian", "--num",
+                                            "100000"], None, 100_000)],
+    }
 
 
 def main():
@@ -48,20 +68,43 @@ def main():
     p.add_argument("--repeat", type=int, default=1, help="runs per script; the median is shown")
     p.add_argument("--device", default="cpu", help="--device passed to each script")
     p.add_argument("--keep", type=Path, help="keep each script's checkpoint and log here")
+    p.add_argument("--baseline", type=Path, help="another checkout to run side by side")
+    p.add_argument("--no-speed", action="store_true", help="skip the answering speed runs")
     args = p.parse_args()
-    print("| script | wall time (median) | held-out figures (last run) |")
-    print("|---|---|---|")
+    checkouts = {"this checkout": REPO} | ({"baseline": args.baseline} if args.baseline else {})
+    workloads = speed_inputs(args.data_dir)
+    print("| script | checkout | wall time, median (runs) | held-out figures (last run) | "
+          "answers per second (median) |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.keep or tmp
-        Path(workdir).mkdir(parents=True, exist_ok=True)
+        workdir = Path(args.keep or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for folder in args.only or SCRIPTS:
-            if not (REPO / folder / "train.py").exists():
-                continue
-            runs = [run_once(folder, args.data_dir, args.device, workdir)
-                    for _ in range(args.repeat)]
-            walls = ", ".join(f"{w:.0f}" for w, _ in runs)
-            print(f"| {folder} | {statistics.median(w for w, _ in runs):.0f} s ({walls}) "
-                  f"| {runs[-1][1]} |", flush=True)
+            walls = {label: [] for label in checkouts}
+            speeds = {label: {} for label in checkouts}
+            figures = {}
+            for i in range(args.repeat):
+                for label, root in checkouts.items():  # interleaved: same load for both
+                    ckpt = workdir / f"{folder}-{label.replace(' ', '-')}.pt"
+                    cmd = [sys.executable, str(root / folder / "train.py"), "--device",
+                           args.device, "--checkpoint", str(ckpt)]
+                    wall, _, err = run(cmd + ["--data-dir", str(args.data_dir)])
+                    (workdir / f"{ckpt.stem}-{i}.log").write_text(err)
+                    walls[label].append(wall)
+                    tests = [line for line in err.splitlines() if line.startswith("test:")]
+                    figures[label] = tests[-1][5:].strip() if tests else "(none)"
+                    for name, flags, stdin, count in ([] if args.no_speed else workloads[folder]):
+                        seconds, out, _ = run(cmd + flags, stdin)
+                        answers = len(out.splitlines())  # should be `count`; shown if not
+                        speeds[label].setdefault(name, []).append(answers / seconds)
+                        if answers != count:
+                            print(f"note: {folder} {name}: {answers} answers, not {count}")
+            for label in checkouts:
+                runs = ", ".join(f"{w:.0f}" for w in walls[label])
+                rates = "; ".join(f"{name} {statistics.median(v):,.0f}"
+                                  for name, v in speeds[label].items())
+                print(f"| {folder} | {label} | {statistics.median(walls[label]):.0f} s ({runs}) "
+                      f"| {figures[label]} | {rates or '-'} |", flush=True)
 
 
 if __name__ == "__main__":

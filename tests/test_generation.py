@@ -1,13 +1,18 @@
-"""Bad-input tests for char-rnn-generation/train.py: one-line errors, no tracebacks.
+"""Tests for char-rnn-generation/train.py: bad input gets one error line, never a traceback;
+Ctrl-C, a closed pipe and an unwritable checkpoint end cleanly; the data, the split, the
+baselines and the sampler do what the file says.
 
 One tiny checkpoint is trained once (module-scoped fixture) and reused by the sampling tests.
 """
 
+import math
+import subprocess
+import sys
 import zipfile
 
 import pytest
 import torch
-from conftest import call, load_script, make_names
+from conftest import REPO, call, load_script, make_names
 
 gen = load_script("char-rnn-generation")
 LABELS = ["Ruritanian", "Sylvanian", "Tuscanish"]
@@ -19,73 +24,120 @@ def train_args(data_dir, checkpoint, steps=30):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(names_data, tmp_path_factory):
+def trained(names_data, tmp_path_factory):
+    """(checkpoint path, stderr of the training run that wrote it)."""
     path = tmp_path_factory.mktemp("generation") / "model.pt"
     code, out, err = call(gen, *train_args(names_data, path))
     assert code == 0, err
     assert path.is_file()
-    assert "nats/char" in err and "distinct" in err
-    return path
+    return path, err
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trained):
+    return trained[0]
 
 
 def sample(checkpoint, *args):
     return call(gen, "--sample", "--checkpoint", checkpoint, "--device", "cpu", *args)
 
 
-def assert_error(result, *fragments, logged_before=False):
-    """Exit 1 with exactly one line on stderr, starting 'error:', mentioning each fragment."""
-    code, out, err = result
-    assert code == 1, (code, err)
+def assert_error(result, *fragments, logged_before=False, code=1):
+    """Exit `code` (2: a bad flag) with one line on stderr, 'error: ...', naming each fragment.
+    Progress lines ("device cpu" first) may come before it; the error is the last line."""
+    exit_code, out, err = result
+    assert exit_code == code, (exit_code, err)
     assert "Traceback" not in err
-    if logged_before:  # progress lines may come first; the error is the last line
-        err = err.strip().splitlines()[-1]
-    assert err.startswith("error: ") and err.strip().count("\n") == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 or logged_before or lines[:-1] == ["device cpu"], err
+    assert lines[-1].startswith("error: "), err
     assert out == ""
     for fragment in fragments:
-        assert fragment in err, err
+        assert fragment in lines[-1], err
+
+
+def test_report_gives_the_figures_and_baselines(trained):
+    err = trained[1]
+    assert err.splitlines()[0] == "device cpu"
+    test_line = [line for line in err.splitlines() if line.startswith("test:")]
+    assert len(test_line) == 1, err
+    for fragment in ["nats/char", "bits/char", "perplexity", "uniform ln(V = ", "add-one bigram",
+                     "dropped", "new", "distinct"]:
+        assert fragment in test_line[0], test_line[0]
+    nll = float(test_line[0].split("| NLL ")[1].split()[0])
+    bits = float(test_line[0].split(" = ")[1].split()[0])
+    assert bits == pytest.approx(nll / math.log(2), abs=1e-3)
 
 
 def test_sampling_prints_names(checkpoint):
     code, out, err = sample(checkpoint, "--language", "Sylvanian", "--num", "7")
     assert code == 0, err
     assert len(out.splitlines()) == 7
-    code, out, err = sample(checkpoint, "--language", "all", "--num", "2", "--start", "Ka",
-                            "--temperature", "0.5", "--top-k", "3")
+    code, out, err = sample(checkpoint, "--language", "all", "--num", "2", "--temperature", "0.5")
     assert code == 0, err
     assert len(out.splitlines()) == 2 * len(LABELS)
-    assert all(name.startswith("Ka") for name in out.splitlines())
     assert all(f"# {label}" in err for label in LABELS)
 
 
-def test_start_is_transliterated(checkpoint):
-    code, out, err = sample(checkpoint, "--language", "Tuscanish", "--num", "3", "--start", "Bé")
+def test_same_seed_same_names(checkpoint):
+    first = sample(checkpoint, "--language", "Tuscanish", "--num", "20", "--seed", "3")[1]
+    assert first == sample(checkpoint, "--language", "Tuscanish", "--num", "20", "--seed", "3")[1]
+    assert first != sample(checkpoint, "--language", "Tuscanish", "--num", "20", "--seed", "4")[1]
+    assert "same seed, same names" in " ".join(call(gen, "--help")[1].split())
+
+
+def test_names_that_never_end_are_redrawn(checkpoint, monkeypatch):
+    monkeypatch.setattr(gen, "MAX_LEN", 6)  # the training names have 4 to 10 letters
+    code, out, err = sample(checkpoint, "--language", "Ruritanian", "--num", "300")
     assert code == 0, err
-    assert all(name.startswith("Be") for name in out.splitlines())
+    names = out.splitlines()
+    assert len(names) == 300 and all(len(name) <= 5 for name in names)  # 6th symbol: END
+    redrawn = int(err.splitlines()[-1].split()[0])
+    assert redrawn > 0 and "drawn again" in err, err
+    monkeypatch.setattr(gen, "MAX_LEN", 0)  # nothing can end: an error, not an endless loop
+    assert_error(sample(checkpoint, "--language", "Sylvanian"), "do not end within 0")
+
+
+def test_sampler_draws_from_the_model(checkpoint):
+    """The batched sampler with finished names leaving the batch: first letters follow the
+    model's own p(first letter | language), and no name holds PAD, START or END."""
+    model, chars, labels = gen.load_checkpoint(checkpoint, torch.device("cpu"))
+    torch.manual_seed(0)
+    names = gen.sample(model, 1, 4000, chars, torch.device("cpu"))
+    assert len(names) == 4000 and all(set(name) <= set(chars) for name in names)
+    with torch.inference_mode():
+        logits = model(torch.tensor([1]), torch.tensor([[gen.START]]))[0][0, -1]  # (vocab,)
+        logits[[gen.PAD, gen.START]] = -math.inf  # as the sampler does
+        p = logits.softmax(-1)[gen.N_SPECIAL:]  # (chars,): p(first letter); the rest: p(END)
+    seen = torch.tensor([sum(name[:1] == c for name in names) / 4000 for c in chars])
+    assert (seen - p).abs().max() < 0.04, (seen, p)
 
 
 def test_unknown_language_lists_known_ones(checkpoint):
     assert_error(sample(checkpoint, "--language", "Ruritanian", "Klingon"), "'Klingon'", *LABELS)
 
 
-def test_start_with_unseen_characters(checkpoint):
-    assert_error(sample(checkpoint, "--language", "Ruritanian", "--start", "Ka#9"), "#9")
-    assert_error(sample(checkpoint, "--start", "\U0001f600"), "never saw")  # unidecode: ""
-
-
 def test_all_with_a_language_and_huge_num(checkpoint):
     code, out, err = sample(checkpoint, "--language", "all", "Ruritanian", "--num", 2)
     assert code == 0 and len(out.splitlines()) == 2 * len(LABELS), err
-    assert_error(sample(checkpoint, "--num", 10**12), "--num")
+    assert_error(sample(checkpoint, "--num", 10**12), "--num", code=2)
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "nan", "1e-40"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "1e-40", "warm"])
 def test_bad_temperature(checkpoint, value):
-    assert_error(sample(checkpoint, "--temperature", value), "--temperature")
+    assert_error(sample(checkpoint, "--temperature", value), "--temperature", code=2)
 
 
-@pytest.mark.parametrize("flag", ["--num", "--top-k"])
-def test_bad_counts(checkpoint, flag):
-    assert_error(sample(checkpoint, flag, "-1" if flag == "--top-k" else "0"), flag)
+def test_bad_training_flags(names_data, tmp_path):
+    args = train_args(names_data, tmp_path / "m.pt")
+    assert_error(call(gen, *args, "--batch-size", "0"), "--batch-size", code=2)
+    assert_error(call(gen, *args, "--lr", "-1"), "--lr", code=2)
+    assert_error(call(gen, *args, "--lr", "nan"), "--lr", code=2)
+    assert_error(call(gen, *args, "--epochs", "two"), "--epochs", code=2)
+    assert_error(call(gen, *args, "--seed", 10**30), "--seed", code=2)  # torch.manual_seed: 64 bits
+    assert_error(call(gen, *args, "--no-such-flag"), "--no-such-flag", code=2)
+    assert_error(call(gen, *args, "--checkpoint", ""), "--checkpoint", code=2)
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_sampling_before_training(tmp_path):
@@ -119,10 +171,125 @@ def test_cuda_without_cuda(checkpoint, monkeypatch):
     assert_error(sample(checkpoint, "--device", "cuda"), "cuda")
 
 
+def test_auto_device_is_never_mps(monkeypatch):
+    monkeypatch.setattr(gen.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(gen.torch.backends.mps, "is_available", lambda: True)
+    assert gen.pick_device("auto") == torch.device("cpu")
+
+
+def test_unwritable_checkpoint(names_data, tmp_path):
+    """torch.save raises RuntimeError, not OSError, when it cannot open its file."""
+    path = tmp_path / "model.pt"
+    path.with_name("model.pt.tmp").mkdir()  # the temporary file cannot be created
+    assert_error(call(gen, *train_args(names_data, path, steps=2)), "cannot write", str(path),
+                 logged_before=True)
+    assert not path.exists()
+
+
+def test_ctrl_c_before_any_save_claims_nothing(names_data, tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"an older run's checkpoint")  # exists, but this run did not write it
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen, "train", interrupted)
+    code, out, err = call(gen, *train_args(names_data, path))
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("interrupted before the first epoch ended: "
+                                            "nothing was saved")
+
+
+def test_ctrl_c_after_a_save_names_the_checkpoint(names_data, tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+
+    def interrupted(args, model, train_set, val_set, device, save):
+        save(model)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen, "train", interrupted)
+    code, out, err = call(gen, *train_args(names_data, path))
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"interrupted: the best model so far is at {path}"
+    assert path.is_file()
+
+
+def test_closed_pipe_ends_quietly(checkpoint):
+    """`--sample --num 20000 | head -1`: the reader leaves after one line."""
+    cmd = [sys.executable, str(REPO / "char-rnn-generation" / "train.py"), "--sample",
+           "--checkpoint", str(checkpoint), "--device", "cpu", "--num", "20000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip()  # one name, like head -1
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1, err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_reading_the_names(tmp_path):
+    names = tmp_path / "names"
+    names.mkdir()
+    (names / "Czech.txt").write_bytes("Šimon\n\n  Novák \nŠimon\n\u200b\n".encode()
+                                      + b"Dvo\xf8ak\n")  # a stray Latin-1 byte
+    (names / "English.txt").write_text("Smith\nNovak\n", encoding="utf-8")
+    labels, pairs = gen.read_names(tmp_path)
+    assert labels == ["Czech", "English"]
+    # transliterated, stripped, blank and empty-after-transliteration lines dropped, each
+    # (name, label) pair once; the bad byte costs its letter, not the run
+    assert pairs == [("Dvoak", 0), ("Novak", 0), ("Novak", 1), ("Simon", 0), ("Smith", 1)]
+
+
+def test_split_by_name(tmp_path):
+    pairs = [(f"Name{i}", i % 3) for i in range(50)] + [("Name7", 1), ("Name8", 2)]
+    train, val, test = gen.split_by_name(pairs, seed=0)
+    assert sorted(train + val + test) == sorted(pairs)
+    sides = [{name for name, _ in part} for part in (train, val, test)]
+    assert [len(side) for side in sides] == [40, 5, 5]  # int(0.8 * 50), int(0.9 * 50)
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert gen.split_by_name(pairs, seed=0) == [train, val, test]
+    assert gen.split_by_name(pairs, seed=1) != [train, val, test]
+
+
+def test_encode_and_teacher_forcing():
+    stoi = {"a": 3, "b": 4}
+    data, dropped = gen.encode([("ab", 0), ("b", 1), ("ax", 1)], stoi)
+    assert dropped == 1  # "x" never seen in training
+    inputs, targets, labels = gen.make_batch(data, torch.tensor([1, 0]), "cpu")
+    S, E, P = gen.START, gen.END, gen.PAD
+    assert inputs.tolist() == [[S, 4, E], [S, 3, 4]]  # the END fed after "b" is never scored
+    assert targets.tolist() == [[4, E, P], [3, 4, E]]
+    assert labels.tolist() == [1, 0]
+
+
+def test_bigram_baseline():
+    """Per-language add-one bigram: exact on a toy case, and a language it never saw in
+    training scores exactly the uniform ln(V)."""
+    stoi = {"a": 3, "b": 4}
+    train = gen.encode([("ab", 0)], stoi)[0]
+    n_tokens = 5  # PAD, START, END, a, b: V = 3 predictable symbols (a, b, END)
+    # every bigram of "ab" (START>a, a>b, b>END) was counted once: p = (1 + 1) / (1 + 3)
+    assert gen.bigram_nll(train, train, 2, n_tokens) == pytest.approx(-math.log(2 / 4))
+    unseen = gen.encode([("ab", 1), ("ba", 1)], stoi)[0]
+    assert gen.bigram_nll(train, unseen, 2, n_tokens) == pytest.approx(math.log(3))
+
+
+def test_model_beats_the_baselines_it_prints(trained):
+    line = [line for line in trained[1].splitlines() if line.startswith("test:")][0]
+    nll = float(line.split("| NLL ")[1].split()[0])
+    uniform = float(line.split("uniform ln(V = ")[1].split(") ")[1].split()[0])
+    assert nll < uniform  # 30 steps on a tiny set: better than a uniform guess, at least
+
+
 def test_data_folder_without_txt_files(tmp_path):
     (tmp_path / "names").mkdir()
     (tmp_path / "names" / "README.md").write_text("no data here\n")
-    assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "no <label>.txt files")
+    assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "names/<label>.txt")
+
+
+def test_too_few_names(tmp_path):
+    (tmp_path / "names").mkdir()
+    (tmp_path / "names" / "Tiny.txt").write_text("Ab\nCd\nEf\n")
+    assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "10 or more")
 
 
 def test_unreadable_data_file(tmp_path):
@@ -147,14 +314,6 @@ def test_failed_download(tmp_path):
     # conftest points the download at a file:// URL that does not exist.
     assert_error(call(gen, *train_args(tmp_path / "empty", tmp_path / "m.pt")),
                  "could not download", "--data-dir", logged_before=True)
-
-
-def test_bad_training_flags(names_data, tmp_path):
-    args = train_args(names_data, tmp_path / "m.pt")
-    assert_error(call(gen, *args, "--batch-size", "0"), "--batch-size")
-    assert_error(call(gen, *args, "--lr", "-1"), "--lr")
-    assert_error(call(gen, *args, "--lr", "nan"), "--lr")
-    assert_error(call(gen, *args, "--checkpoint", ""), "--checkpoint")
 
 
 def test_any_folder_of_labels(tmp_path):

@@ -1,0 +1,87 @@
+"""The conventions the three scripts share, checked side by side.
+
+The scripts share no code, so nothing but this file keeps them alike: the shared flags exist
+with the same defaults and help, the same failure gives the same words, and `--help` names
+the same conventions (CUDA first, Apple's MPS only when asked for and untested).
+"""
+
+import re
+
+import pytest
+import torch
+from conftest import REPO, SCRIPTS, call, load_script
+
+# flag -> (default as --help prints it, the help text every script gives it)
+SHARED = {
+    "--checkpoint": (None, "the model file"),
+    "--device": ("auto", "auto: cuda if present, else cpu; mps (untested) only if asked"),
+    "--seed": ("0", "seeds the split, the weights"),
+    "--max-steps": ("0", "stop after N steps (0: no limit)"),
+    "--lr": (None, "peak learning rate of AdamW"),
+    "--log-every": ("50", "print progress every N steps"),
+    "--epochs": (None, "passes over the training"),
+    "--batch-size": (None, ""),
+    "--data-dir": (None, ""),
+}
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    return {folder: load_script(folder) for folder in SCRIPTS}
+
+
+def help_of(module):
+    code, out, err = call(module, "--help")
+    assert code == 0 and err == "", err
+    return " ".join(out.split("options:", 1)[1].split())  # argparse wraps lines where it likes
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_shared_flags_defaults_and_help(scripts, folder):
+    text = help_of(scripts[folder])
+    for flag, (default, words) in SHARED.items():
+        entry = re.search(rf"{flag} \S+ (.*?)\(default: (\S+)\)", text)
+        assert entry, f"{folder}: {flag} missing from --help"
+        assert words in entry.group(1), f"{folder}: {flag} help is {entry.group(1)!r}"
+        if default is not None:
+            assert entry.group(2) == default, f"{folder}: {flag} default {entry.group(2)}"
+    squeezed = text.replace(" ", "")  # argparse may also break a path after a hyphen
+    assert f"(default:{REPO / folder / 'model.pt'})" in squeezed
+    assert f"(default:{REPO / 'data'})" in squeezed
+
+
+FAILURES = [  # the same mistake, made with each script, must give the same words
+    (["--seed", "x"], "error: argument --seed: invalid number value: 'x'"),
+    (["--seed", "-1"], "error: argument --seed: -1 is not in [0, 9223372036854775807]"),
+    (["--max-steps", "-1"], "error: argument --max-steps: -1 is not in [0, inf]"),
+    (["--epochs", "0"], "error: argument --epochs: 0 is not in [1, inf]"),
+    (["--lr", "nan"], "error: argument --lr: nan is not in [1e-06, 1.0]"),
+    (["--log-every", "0"], "error: argument --log-every: 0 is not in [1, inf]"),
+    (["--device", "tpu"], "error: argument --device: invalid choice: 'tpu' "
+                          "(choose from auto, cpu, cuda, mps)"),
+    (["--checkpoint", ""], "error: --checkpoint needs a file name"),
+]
+
+
+@pytest.mark.parametrize("flags, message", FAILURES, ids=[" ".join(f) for f, _ in FAILURES])
+def test_same_failure_same_words(scripts, flags, message):
+    for folder, module in scripts.items():
+        code, out, err = call(module, *flags)
+        assert (code, out) == (2, ""), f"{folder}: {err}"
+        assert err.strip().replace('"', "'").replace("'auto', 'cpu', 'cuda', 'mps'",
+                                                     "auto, cpu, cuda, mps") == message, folder
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_missing_device_same_words(scripts):
+    for folder, module in scripts.items():
+        code, out, err = call(module, "--device", "cuda", "--max-steps", "1")
+        assert code == 1 and err.strip().splitlines()[-1] == (
+            "error: --device cuda is not available here; use --device cpu or auto"), folder
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_first_log_line_names_the_device(scripts, folder, tmp_path):
+    code, _, err = call(scripts[folder], "--device", "cpu", "--data-dir", tmp_path / "nothing",
+                        "--checkpoint", tmp_path / "m.pt")  # fails offline, after that line
+    assert code == 1 and err.splitlines()[0] == "device cpu", err
