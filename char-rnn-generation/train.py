@@ -63,8 +63,8 @@ def download(data_dir):
                 if not (data_dir / item.name).exists():  # half-filled names/ after a Ctrl-C
                     os.replace(item, data_dir / item.name)
     except Exception as e:  # no network, HTTP error, broken archive, full disk...
-        sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}), fetch it by hand "
-                 f"and unzip it into {data_dir}, or pass --data-dir")
+        sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}); put its "
+                 f"data/ files in {data_dir} by hand, or pass --data-dir")
 
 def read_names(data_dir):
     """Return (sorted labels, sorted distinct (name, label index) pairs) from names/*.txt."""

@@ -81,7 +81,10 @@ def test_missing_device_same_words(scripts):
 
 
 @pytest.mark.parametrize("folder", SCRIPTS)
-def test_first_log_line_names_the_device(scripts, folder, tmp_path):
+def test_first_log_line_and_failed_download(scripts, folder, tmp_path):
     code, _, err = call(scripts[folder], "--device", "cpu", "--data-dir", tmp_path / "nothing",
                         "--checkpoint", tmp_path / "m.pt")  # fails offline, after that line
     assert code == 1 and err.splitlines()[0] == "device cpu", err
+    url = "file:///nonexistent/practical-pytorch/data.zip"  # conftest's offline address
+    assert err.splitlines()[-1] == (f"error: could not download {url} (URLError); put its data/ "
+                                    f"files in {tmp_path / 'nothing'} by hand, or pass --data-dir")

@@ -1,7 +1,7 @@
 """The one shared smoke test: each script, run as a user would, must learn something.
 
 Every script trains for a few dozen steps on a tiny data set this test suite writes itself
-(see conftest.py: no network, nothing from ../shared), on the CPU. The test reads the
+(see conftest.py: no network, no downloaded data), on the CPU. The test reads the
 `loss 1.2345` figures from its progress lines and asks that the last one be clearly below the
 first, that it exits 0 without a traceback, and that it leaves a checkpoint behind.
 """
