@@ -51,8 +51,7 @@ AVERAGE = 5          # last epochs whose weights are averaged: less noisy than a
 def log(*parts):
     print(*parts, file=sys.stderr, flush=True)
 
-# -----------------------------------------------------------------------------
-# Data
+# --- Data --------------------------------------------------------------------
 def download(data_dir):
     """Fetch the PyTorch tutorial archive and unpack its data/ folder into data_dir."""
     log(f"downloading {DATA_URL} into {data_dir}")
@@ -118,8 +117,7 @@ def encode(names, stoi, device):
         x[i, :len(name)] = torch.tensor([stoi.get(c, UNK) for c in name])
     return x.to(device), lengths
 
-# -----------------------------------------------------------------------------
-# Model
+# --- Model -------------------------------------------------------------------
 class NameClassifier(nn.Module):
     """Embedding -> bidirectional GRU -> linear layer over the two final states. The 2017
     tutorial looped over letters in Python with its own RNN cell; nn.GRU runs the batch in one
@@ -141,8 +139,7 @@ class NameClassifier(nn.Module):
         # Logits: a raw score per language; softmax makes them probabilities.
         return self.head(self.drop(h))              # (B, labels)
 
-# -----------------------------------------------------------------------------
-# Training
+# --- Training ----------------------------------------------------------------
 def train(args, model, train_set, val_set, device, save):
     """Train with the logit-adjusted loss; save the best epoch, then the last epochs' mean."""
     averaged = torch.optim.swa_utils.AveragedModel(model)  # SWA, Izmailov et al. 2018
@@ -202,8 +199,7 @@ def train(args, model, train_set, val_set, device, save):
             best = val_loss
             save(candidate)
 
-# -----------------------------------------------------------------------------
-# Evaluation
+# --- Evaluation --------------------------------------------------------------
 @torch.inference_mode()  # a faster torch.no_grad(), which replaced volatile=True Variables
 def predict(model, names, device, batch_size=512):
     """Return the (len(names), labels) logits on the CPU, *without* the log prior."""
@@ -254,8 +250,7 @@ def report(model, test_set, device):
         log(f"{model.labels[i]:<12} {int(confusion[i].sum()):>5}  {r:.2f} ({plain:.2f}) "
             f"{'#' * round(20 * r):<20} {mistake}")
 
-# -----------------------------------------------------------------------------
-# Checkpoints
+# --- Checkpoints -------------------------------------------------------------
 def build_model(chars, labels, device):
     model = NameClassifier(len(chars) + 2, len(labels)).to(device)
     # model.stoi: character -> id (0, 1 are PAD, UNK), for the training names'
@@ -289,8 +284,7 @@ def load_checkpoint(path, device):
         sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
     sys.exit(f"error: {path} is a {kind or 'foreign'} checkpoint, not {KIND}")
 
-# -----------------------------------------------------------------------------
-# Command line
+# --- Command line ------------------------------------------------------------
 def pick_device(name):  # auto: CUDA when present, else the CPU; Apple's MPS only when asked for
     has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if name == "auto":

@@ -48,8 +48,7 @@ CONFIG = {"embed_size": 32, "hidden_size": 256, "dropout": 0.3}  # the model's s
 def log(*parts):
     print(*parts, file=sys.stderr, flush=True)
 
-# -----------------------------------------------------------------------------
-# Data
+# --- Data --------------------------------------------------------------------
 def download(data_dir):
     """Fetch the tutorial archive and unpack its data/ members into data_dir."""
     log(f"downloading {DATA_URL} into {data_dir}")
@@ -116,8 +115,7 @@ def make_batch(data, rows, device):
     x = x[:, :int((x != PAD).sum(1).max())]  # drop the columns that are all padding here
     return x[:, :-1].to(device), x[:, 1:].to(device), data[1][rows].to(device)
 
-# -----------------------------------------------------------------------------
-# Model
+# --- Model -------------------------------------------------------------------
 class NameGenerator(nn.Module):
     """Language embedding + character embedding -> LSTM -> logits for the next symbol.
     The language's learned vector joins the character embedding at *every* step, so each
@@ -139,8 +137,7 @@ class NameGenerator(nn.Module):
         out, hidden = self.rnn(torch.cat([chars, lang], dim=-1), hidden)  # (B, T, hidden)
         return self.head(self.dropout(out)), hidden  # (B, T, vocab), (h, c) each (1, B, hidden)
 
-# -----------------------------------------------------------------------------
-# Training
+# --- Training ----------------------------------------------------------------
 def batches(tokens, batch_size, gen):
     """Shuffle, sort by length (stable), cut, shuffle the batches: names of one length pad
     little, half the compute of random batches and (measured) no worse validation NLL."""
@@ -202,8 +199,7 @@ def train(args, model, train_set, val_set, device, save):
             best = val
             save(model)
 
-# -----------------------------------------------------------------------------
-# Evaluation
+# --- Evaluation --------------------------------------------------------------
 @torch.inference_mode()  # replaces volatile=True Variables: no autograd graph is recorded
 def evaluate(model, data, device):
     """NLL per character: the mean of -ln p(true next symbol) over every symbol the model
@@ -276,8 +272,7 @@ def report(model, train_set, test_set, dropped, train_names, chars, labels, devi
         f"| add-one bigram {bigram:.4f} | {len(every)} samples: {new / len(every):.1%} new, "
         f"{len(set(every)) / len(every):.1%} distinct")
 
-# -----------------------------------------------------------------------------
-# Checkpoints
+# --- Checkpoints -------------------------------------------------------------
 def save_checkpoint(path, model, config, chars, labels):
     """A state_dict and plain lists (not a pickled module), then a rename: Ctrl-C-safe."""
     tmp = path.with_name(path.name + ".tmp")
@@ -304,8 +299,7 @@ def load_checkpoint(path, device):
         sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
     sys.exit(f"error: {path} is a {kind or 'foreign'} checkpoint, not {KIND}")
 
-# -----------------------------------------------------------------------------
-# Command line
+# --- Command line ------------------------------------------------------------
 def pick_device(name):  # auto: CUDA when present, else the CPU; Apple's MPS only when asked for
     has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if name == "auto":
