@@ -99,14 +99,10 @@ def split_by_name(examples, seed):
     measure memory, not generalisation. Each string lands on one side, labels and all."""
     names = sorted({name for name, _ in examples})
     random.Random(seed).shuffle(names)
-    end_train = int(0.8 * len(names))
-    end_val = int(0.9 * len(names))
-    side = {name: 0 for name in names[:end_train]}
-    side.update({name: 1 for name in names[end_train:end_val]})
-    splits = ([], [], [])
-    for name, label in examples:
-        splits[side.get(name, 2)].append((name, label))
-    return splits
+    n_train = int(0.8 * len(names))
+    n_val = int(0.9 * len(names))
+    sides = [set(names[:n_train]), set(names[n_train:n_val]), set(names[n_val:])]
+    return [[example for example in examples if example[0] in side] for side in sides]
 
 def encode(names, stoi, device):
     """Names -> a padded (batch, time) tensor of character ids, and their lengths. The old
@@ -386,7 +382,6 @@ def main(argv=None):
     except BrokenPipeError:  # the reader left (`| head -1`): end quietly, the Python docs' way
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-
 
 if __name__ == "__main__":
     main()

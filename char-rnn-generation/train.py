@@ -386,6 +386,5 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 
-
 if __name__ == "__main__":
     main()

@@ -1,8 +1,7 @@
-"""
-Translate French to English with a sequence-to-sequence GRU and attention.
+"""Translate French to English with a sequence-to-sequence GRU and attention.
 An encoder reads French; a decoder writes English word by word, looking back at the French it
 needs through attention: the third "practical PyTorch" tutorial, for PyTorch 2.x.
-    python seq2seq-translation/train.py              # train (~3 min on 2 CPU cores), save model.pt
+    python seq2seq-translation/train.py              # train (~2 min on 2 CPU cores), save model.pt
     python seq2seq-translation/train.py --translate - < french.txt > english.txt"""
 
 import argparse
@@ -76,17 +75,13 @@ def read_pairs(path):  # [French, English] word lists from English<TAB>French li
     return pairs
 
 def split_by_source(pairs, seed):
-    """Split 80/10/10 by *distinct source sentence*: "je suis fatigue ." has two translations;
-    split by pair, one could be trained on and the other tested, measuring memory, not skill."""
+    """80/10/10 by *distinct* French sentence: one seen in training would test memory, not skill."""
     sources = sorted({" ".join(source) for source, _ in pairs})
     random.Random(seed).shuffle(sources)
-    cut_val = int(0.8 * len(sources))
-    cut_test = int(0.9 * len(sources))
-    part = {s: 1 for s in sources[cut_val:cut_test]} | {s: 2 for s in sources[cut_test:]}
-    parts = [[], [], []]  # train, validation, test
-    for pair in pairs:
-        parts[part.get(" ".join(pair[0]), 0)].append(pair)
-    return parts
+    n_train = int(0.8 * len(sources))
+    n_val = int(0.9 * len(sources))
+    sides = [set(sources[:n_train]), set(sources[n_train:n_val]), set(sources[n_val:])]
+    return [[pair for pair in pairs if " ".join(pair[0]) in side] for side in sides]
 
 def build_vocab(sentences):  # the specials, then each training word; others read as <unk>
     return SPECIALS + sorted({word for sentence in sentences for word in sentence})
@@ -117,30 +112,27 @@ class Translator(nn.Module):
         self.tgt_stoi = {w: i for i, w in enumerate(tgt_vocab)}
         self.src_embed = nn.Embedding(len(src_vocab), size, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(len(tgt_vocab), size, padding_idx=PAD)
+        nn.init.zeros_(self.src_embed.weight[UNK])  # no training word is <unk>: 0s, not noise
         self.encoder = nn.GRU(size, size, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(2 * size, size)  # last encoder states -> decoder h_0
         self.decoder = nn.GRU(size, size, batch_first=True)  # no input feeding: no loop
         if attention == "luong":
             self.attn = nn.Linear(size, 2 * size, bias=False)  # W of query W h_t
-            self.mix = nn.Linear(3 * size, size)  # [h_t; context] -> output state
         else:  # kdim, vdim: e_s's size; contexts come out with `size` numbers
             self.attn = nn.MultiheadAttention(size, HEADS, kdim=2 * size, vdim=2 * size,
                                               batch_first=True)
-            self.mix = nn.Linear(2 * size, size)
+        self.mix = nn.Linear(size + (2 * size if attention == "luong" else size), size)  # [h; c]
         self.out = nn.Linear(size, len(tgt_vocab))  # logits: a raw score per word
         self.out.weight = self.tgt_embed.weight  # tied: fewer weights; trains <pad>'s row too
         self.drop = nn.Dropout(DROPOUT)
-
     def run_encoder(self, src, lengths):  # packed: the backward GRU starts at the last word
         emb = self.drop(self.src_embed(src))  # (B, S, size) from src (B, S)
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
         states, last = self.encoder(packed)  # last: (2 directions, B, size)
         states, _ = pad_packed_sequence(states, batch_first=True, total_length=src.size(1))
         hidden = torch.tanh(self.bridge(torch.cat([last[0], last[1]], dim=1)))  # (B, size)
-        return (states, src != PAD), hidden.unsqueeze(0)  # states (B, S, 2 * size)
-
-    def run_decoder(self, prev, hidden, memory, need_weights=True):  # prev: (B, T) word ids
-        states, mask = memory  # mask (B, S): True at real words
+        return (states, src != PAD), hidden.unsqueeze(0)  # states (B, S, 2 * size), mask (B, S)
+    def run_decoder(self, prev, hidden, states, mask, need_weights=True):  # prev: (B, T) ids
         h, hidden = self.decoder(self.drop(self.tgt_embed(prev)), hidden)  # h (B, T, size)
         if isinstance(self.attn, nn.Linear):  # luong
             context, weights = attend(self.attn(h), states, states, mask)  # (B, T, 2 * size)
@@ -148,7 +140,7 @@ class Translator(nn.Module):
             context, weights = self.attn(h, states, states, key_padding_mask=~mask,
                                          need_weights=need_weights)  # (B, T, size)
         mixed = torch.tanh(self.mix(torch.cat([h, context], dim=-1)))  # (B, T, size)
-        return self.out(self.drop(mixed)), hidden, weights  # logits (B, T, vocab), (B, T, S)
+        return self.drop(mixed), hidden, weights  # (B, T, size): self.out makes the logits
 
 # --- Training ----------------------------------------------------------------
 def train(args, model, train_set, val_set, device, save):
@@ -178,8 +170,9 @@ def train(args, model, train_set, val_set, device, save):
 
             # forward and loss, every target position at once
             memory, hidden = model.run_encoder(src, lengths)
-            logits, _, _ = model.run_decoder(tgt[:, :-1], hidden, memory, need_weights=False)
-            loss = loss_fn(logits.flatten(0, 1), tgt[:, 1:].flatten())  # (B * T, vocab), (B * T,)
+            features, _, _ = model.run_decoder(tgt[:, :-1], hidden, *memory, need_weights=False)
+            real = tgt[:, 1:] != PAD  # (B, T): the output layer skips the padding, a third
+            loss = loss_fn(model.out(features[real]), tgt[:, 1:][real])  # (N, vocab), (N,)
 
             opt.zero_grad(set_to_none=True)  # update
             loss.backward()
@@ -204,26 +197,26 @@ def train(args, model, train_set, val_set, device, save):
 @torch.inference_mode()  # no autograd graph; replaces volatile=True Variables
 def translate(model, sentences, device, beam=1):  # -> (words, attention) each
     """Beam search: each sentence keeps its `beam` most likely partial translations as rows:
-        sentence:  0  0  0 | 1  1  1      n = 2 sentences, beam = 3: row r belongs to
-        row:       0  1  2 | 3  4  5      sentence r // beam; rows 0, 3... rank first.
+        sentence:  0  0  0 | 1  1  1      n = 2 running sentences, beam = 3: row r belongs
+        row:       0  1  2 | 3  4  5      to running[r // beam]; rows 0, 3... rank first.
     Candidates are ranked by log-probability over a length penalty (raw sums favour short
     outputs), but the raw sum is carried: the penalty's length grows, so it is applied afresh."""
     model.eval()
-    n = len(sentences)
     src, lengths = encode(sentences, model.src_stoi, device)  # (n, S), (n,)
     memory, hidden = model.run_encoder(src, lengths)
     memory = [m.repeat_interleave(beam, dim=0) for m in memory]  # (n * beam, S, ...) each
     hidden = hidden.repeat_interleave(beam, dim=1)  # (1, n * beam, size)
     limit = (2 * lengths + MARGIN).repeat_interleave(beam).to(device)  # (n * beam,)
-    logp_sum = torch.full((n, beam), float("-inf"), device=device)  # (n, beam)
+    logp_sum = torch.full((len(sentences), beam), float("-inf"), device=device)  # (n, beam)
     logp_sum[:, 0] = 0.0  # a sentence's rows start equal: only its row 0 may expand at first
-    words = torch.full((n * beam, 1), SOS, device=device)  # (n * beam, steps + 1)
-    attn = torch.zeros(n * beam, 0, src.size(1), device=device)  # (n * beam, steps, S)
-    done = torch.zeros(n * beam, dtype=torch.bool, device=device)  # (n * beam,)
-    first_row = beam * torch.arange(n, device=device).unsqueeze(1)  # (n, 1): 0, beam, 2 * beam..
-    for _ in range(int(limit.max())):
-        logits, hidden, weights = model.run_decoder(words[:, -1:], hidden, memory)
-        logp = logits[:, -1].log_softmax(dim=-1)  # (n * beam, vocab)
+    words = torch.full((len(limit), 1), SOS, device=device)  # (n * beam, steps + 1)
+    attn = torch.zeros(len(limit), 0, src.size(1), device=device)  # (n * beam, steps, S)
+    done = torch.zeros(len(limit), dtype=torch.bool, device=device)  # (n * beam,)
+    running = torch.arange(len(sentences), device=device)  # (n,): i of each running sentence
+    results = [None] * len(sentences)  # for sentences[i]: its first row's ids, attention
+    while (n := len(running)) > 0:
+        features, hidden, weights = model.run_decoder(words[:, -1:], hidden, *memory)
+        logp = model.out(features[:, -1]).log_softmax(dim=-1)  # (n * beam, vocab)
         vocab = logp.size(1)
         logp[:, [PAD, SOS, UNK]] = float("-inf")  # never written
         logp[done] = float("-inf")  # a finished row...
@@ -232,22 +225,32 @@ def translate(model, sentences, device, beam=1):  # -> (words, attention) each
         candidate_sum = logp_sum.view(-1, 1) + logp  # (n * beam, vocab): raw sums
         penalty = ((5 + length) / 6) ** ALPHA  # (n * beam,); <sos> stands in for the new word
         candidate_rank = candidate_sum / penalty.unsqueeze(1)  # (n * beam, vocab)
-        # A sentence's beam * vocab candidates in one row: index j is its row j // vocab + word
+        # A sentence's beam * vocab candidates in one row: index j is row j // vocab, word j % vocab
         top = candidate_rank.view(n, beam * vocab).topk(beam, dim=1).indices  # (n, beam)
         logp_sum = candidate_sum.view(n, beam * vocab).gather(1, top)  # (n, beam): raw sums
+        first_row = beam * torch.arange(n, device=device).unsqueeze(1)  # (n, 1): 0, beam, ...
         parent = (first_row + top // vocab).view(-1)  # (n * beam,): the batch row extended
         word = (top % vocab).view(-1)  # (n * beam,): by this word
         words = torch.cat([words[parent], word.unsqueeze(1)], dim=1)  # (n * beam, steps + 2)
         attn = torch.cat([attn[parent], weights[parent]], dim=1)  # (n * beam, steps + 1, S)
         hidden = hidden[:, parent]  # (1, n * beam, size)
         done = done[parent] | (word == EOS) | (length[parent] >= limit)  # (n * beam,): ended, cut
-        if done.all():
-            break
-    if unended := int((words[::beam] != EOS).all(dim=1).sum()):  # best rows with no <eos>
+        ended = done.view(n, beam).all(dim=1)  # (n,): all its rows ended: it leaves the batch
+        for i, row in zip(running[ended].tolist(), (beam * ended.nonzero()).view(-1).tolist()):
+            results[i] = (words[row, 1:].tolist(), attn[row].clone())  # its first row: the best
+        keep = (~ended).repeat_interleave(beam)  # (n * beam,): the rows that run on
+        running = running[~ended]  # (n_left,): i, the index in sentences, of those left
+        logp_sum = logp_sum[~ended]  # (n_left, beam)
+        words = words[keep]  # (n_left * beam, steps + 2)
+        attn = attn[keep]  # (n_left * beam, steps + 1, S)
+        hidden = hidden[:, keep]  # (1, n_left * beam, size)
+        done = done[keep]  # (n_left * beam,)
+        limit = limit[keep]  # (n_left * beam,)
+        memory = [m[keep] for m in memory]  # (n_left * beam, S, ...) each
+    if unended := sum(EOS not in row for row, _ in results):  # first rows with no <eos>
         log(f"note: {unended} translation(s) never ended, cut at 2 * source + {MARGIN} words")
-    best = words[::beam, 1:].tolist()  # each sentence's first row, without <sos>
-    outs = [[model.config["tgt_vocab"][j] for j in row if j not in (PAD, EOS)] for row in best]
-    return [(out, attn[i * beam, :len(out) + 1, :lengths[i]].cpu()) for i, out in enumerate(outs)]
+    outs = [[model.config["tgt_vocab"][j] for j in row if j > EOS] for row, _ in results]  # words
+    return [(out, results[i][1][:len(out) + 1, :lengths[i]].cpu()) for i, out in enumerate(outs)]
 
 def bleu(hyps, refs):
     """Corpus BLEU-4 (Papineni et al. 2002): the geometric mean of the n-gram precisions, n = 1..4,
@@ -278,17 +281,15 @@ def evaluate(model, pairs, device, beam=1):  # each source against ALL its refs
     outputs = translate(model, [list(s) for s in refs], device, beam)
     return bleu([out for out, _ in outputs], list(refs.values())), list(refs), outputs
 
-def heatmap(src, out, attn):  # a row per output word, a column per source word; darker: more
-    widths = [max(len(w), 2) for w in src]
-    m = max(len(w) for w in out + ["<eos>"]) + 1  # the margin, for the output words
-    log(" " * m + " ".join(w.ljust(width) for w, width in zip(src, widths)))
-    for word, row in zip(out + ["<eos>"], attn.tolist()):
-        log(word.ljust(m) + " ".join(" .:-=+*#%@"[round(9 * a)] * n for a, n in zip(row, widths)))
-
 def report(model, test_set, device, beam):  # test BLEU, and one test sentence's attention
     score, sources, outputs = evaluate(model, test_set, device, beam)
     log(f"\ntest: {len(sources)} source sentences | BLEU-4 {score:.1f} | beam {beam}\n")
-    heatmap(list(sources[0]), *outputs[0])  # the first test sentence
+    out, attn = outputs[0]  # the first test sentence: a row per output word, a column per
+    widths = [max(len(w), 2) for w in sources[0]]  # source word; darker: more attention
+    m = max(len(w) for w in out + ["<eos>"]) + 1  # the margin, for the output words
+    log(" " * m + " ".join(w.ljust(width) for w, width in zip(sources[0], widths)))
+    for word, row in zip(out + ["<eos>"], attn.tolist()):
+        log(word.ljust(m) + " ".join(" .:-=+*#%@"[round(9 * a)] * n for a, n in zip(row, widths)))
 
 # --- Checkpoints -------------------------------------------------------------
 def save_checkpoint(path, model):  # to a temporary file, renamed: never half
@@ -329,7 +330,7 @@ def in_range(kind, low, high=math.inf):  # an argparse type: a number in [low, h
     return number
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[1],
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, not the usage
     add = p.add_argument
@@ -346,7 +347,7 @@ def main(argv=None):
     add("--log-every", type=in_range(int, 1), default=50, help="print progress every N steps")
     add("--translate", nargs="+", metavar="TEXT", help="translate these ('-': stdin lines)")
     add("--attention", default="luong", choices=["luong", "multihead"], help="its score")
-    add("--size", type=in_range(int, 1), default=192, help="embedding and GRU state size")
+    add("--size", type=in_range(int, 1), default=160, help="embedding and GRU state size")
     add("--beam", type=in_range(int, 1, 64), default=4, help="beam size (1: greedy)")
     args = p.parse_args(argv)
     if args.attention == "multihead" and args.size % HEADS:
@@ -376,7 +377,7 @@ def train_or_translate(args, device):
         lines = sys.stdin.read().splitlines() if args.translate == ["-"] else args.translate
         sentences = [tuple(tokenize(line)) for line in lines]  # tuples: usable as dict keys
         todo = sorted((s for s in sentences if s), key=len)  # like lengths together: fewer steps
-        chunks = [todo[i:i + 256] for i in range(0, len(todo), 256)]  # 256 * beam rows at a time
+        chunks = [todo[i:i + 512] for i in range(0, len(todo), 512)]  # 512 * beam rows at a time
         outputs = [out for chunk in chunks for out, _ in translate(model, chunk, device, args.beam)]
         english = dict(zip(todo, outputs))  # sentence -> its translation's words
         sys.stdout.writelines(" ".join(english.get(s, [])) + "\n" for s in sentences)  # in order
@@ -394,7 +395,6 @@ def train_or_translate(args, device):
     model = Translator(src_vocab, tgt_vocab, args.size, args.attention).to(device)
     train(args, model, train_set, val_set, device, lambda m: save_checkpoint(args.checkpoint, m))
     report(load_checkpoint(args.checkpoint, device), test_set, device, args.beam)  # best epoch
-
 
 if __name__ == "__main__":
     main()

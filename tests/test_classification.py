@@ -89,7 +89,7 @@ def test_split_shares_no_name():
     sides = [{n for n, _ in part} for part in (train, val, test)]
     assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
     assert sum(map(len, (train, val, test))) == len(examples)
-    assert cls.split_by_name(examples, seed=1) == (train, val, test)  # reproducible
+    assert cls.split_by_name(examples, seed=1) == [train, val, test]  # reproducible
 
 
 def test_predict_before_training(tmp_path):

@@ -102,7 +102,7 @@ def test_beam_search_keeps_the_most_likely_sentence(s2s, trained):
         s, lengths = s2s.encode([src], model.src_stoi, "cpu")
         t, _ = s2s.encode([out], model.tgt_stoi, "cpu", (s2s.SOS,), (s2s.EOS,))
         memory, hidden = model.run_encoder(s, lengths)
-        logp = model.run_decoder(t[:, :-1], hidden, memory)[0].log_softmax(-1)
+        logp = model.out(model.run_decoder(t[:, :-1], hidden, *memory)[0]).log_softmax(-1)
         return logp[0].gather(1, t[0, 1:, None]).sum() / ((5 + t.size(1) - 1) / 6) ** s2s.ALPHA
 
     with torch.no_grad():
@@ -110,6 +110,27 @@ def test_beam_search_keeps_the_most_likely_sentence(s2s, trained):
         beam = s2s.translate(model, sources, "cpu", 4)
         for src, (g, _), (b, _) in zip(sources, greedy, beam):
             assert score(b, src) >= score(g, src) - 1e-4
+
+
+def test_ended_sentences_leave_the_batch_without_changing_answers(s2s, trained):
+    """A sentence whose beam rows have all ended leaves the batch: every answer, and its
+    attention, is the same as translating that sentence alone."""
+    model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
+    sources = [["je"], ["il", "est", "triste", "et", "tres", "grand", "."], ["je", "suis", "grand"]]
+    with torch.no_grad():
+        together = s2s.translate(model, sources, "cpu", 3)
+        for src, (out, attn) in zip(sources, together):
+            out_alone, attn_alone = s2s.translate(model, [src], "cpu", 3)[0]
+            assert out == out_alone
+            assert attn.shape == attn_alone.shape and torch.allclose(attn, attn_alone, atol=1e-5)
+
+
+def test_unknown_french_words_read_as_zeros(s2s, trained):
+    """No training word maps to <unk>, so its embedding row gets no gradient: it starts at zero
+    and stays there, instead of feeding random noise to the encoder for every unknown word."""
+    model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
+    assert not model.src_embed.weight[s2s.UNK].any()
+    assert model.src_embed.weight[s2s.UNK + 1].any()  # a trained word's row is not
 
 
 def test_stdin_keeps_order_and_empty_lines(s2s, trained):
