@@ -284,8 +284,8 @@ def evaluate(model, pairs, device, beam=1):  # each source against ALL its refs
 def report(model, test_set, device, beam):  # test BLEU, and one test sentence's attention
     score, sources, outputs = evaluate(model, test_set, device, beam)
     log(f"\ntest: {len(sources)} source sentences | BLEU-4 {score:.1f} | beam {beam}\n")
-    out, attn = outputs[0]  # the first test sentence: a row per output word, a column per
-    widths = [max(len(w), 2) for w in sources[0]]  # source word; darker: more attention
+    out, attn = outputs[0]  # the first test sentence; rows: output words, columns: French
+    widths = [max(len(w), 2) for w in sources[0]]  # darker: read more; not an alignment
     m = max(len(w) for w in out + ["<eos>"]) + 1  # the margin, for the output words
     log(" " * m + " ".join(w.ljust(width) for w, width in zip(sources[0], widths)))
     for word, row in zip(out + ["<eos>"], attn.tolist()):
