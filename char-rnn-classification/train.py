@@ -143,18 +143,18 @@ def train(args, model, train_set, val_set, device, save):
     # one kernel updates all weights, 6 times faster on a CPU than a loop over the tensors.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
-    total = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
-    epochs = math.ceil(total / steps_per_epoch)
+    total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
+    epochs = math.ceil(total_steps / steps_per_epoch)
     # Cosine schedule: the lr falls from peak to 0 along half a cosine; the end settles.
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    gen = torch.Generator().manual_seed(args.seed)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    batch_order = torch.Generator().manual_seed(args.seed)
     best = math.inf
     step = 0
     start = time.time()
     running = []
     for epoch in range(1, epochs + 1):
         model.train()  # dropout on; predict() switches it off for validation
-        order = torch.randperm(len(train_set), generator=gen).tolist()
+        order = torch.randperm(len(train_set), generator=batch_order).tolist()
         for i in range(0, len(order), args.batch_size):
             # get the batch
             batch = [train_set[j] for j in order[i:i + args.batch_size]]
@@ -173,13 +173,13 @@ def train(args, model, train_set, val_set, device, save):
             step += 1
             # log
             running.append(loss.item())
-            if step % args.log_every == 0 or step == total:
+            if step % args.log_every == 0 or step == total_steps:
                 elapsed = time.time() - start
                 mean = sum(running) / len(running)
-                log(f"epoch {epoch}/{epochs} | step {step}/{total} | loss {mean:.4f} | "
-                    f"{elapsed:.0f}s elapsed, ETA {elapsed / step * (total - step):.0f}s")
+                log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss {mean:.4f} | "
+                    f"{elapsed:.0f}s elapsed, ETA {elapsed / step * (total_steps - step):.0f}s")
                 running = []
-            if step == total:
+            if step == total_steps:
                 break
         # Keep the epoch with the best val loss (the training loss on held-out pairs), not
         # balanced accuracy: 7-11 val names per rare language move recall in steps of 0.1. In

@@ -159,38 +159,37 @@ def train(args, model, train_set, val_set, device, save):
     """Mini-batches of padded names, AdamW, clipping, cosine decay; validate every epoch."""
     # AdamW: a step size per weight, and weight decay; the 2017 code hand-wrote SGD.
     # fused=True: one kernel updates all weights, 6x faster on a CPU than a loop.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY,
-                                  fused=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set[1]) / args.batch_size)
-    total = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
-    epochs = math.ceil(total / steps_per_epoch)
+    total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
+    epochs = math.ceil(total_steps / steps_per_epoch)
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    gen = torch.Generator().manual_seed(args.seed)  # the batch order, and nothing else
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    batch_order = torch.Generator().manual_seed(args.seed)  # shuffles batches only
     step = 0
     best = math.inf
     losses = []
-    t0 = time.time()
+    start = time.time()
     for epoch in range(1, epochs + 1):
         model.train()
-        for rows in batches(train_set[0], args.batch_size, gen):
+        for rows in batches(train_set[0], args.batch_size, batch_order):
             loss = batch_loss(model, train_set, rows, device)[0]  # forward and loss
 
-            optimizer.zero_grad(set_to_none=True)  # backward and update
+            opt.zero_grad(set_to_none=True)  # backward and update
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            optimizer.step()
-            schedule.step()
+            opt.step()
+            sched.step()
             step += 1
 
             losses.append(loss.item())  # log the mean loss
-            if step % args.log_every == 0 or step == total:
-                elapsed = time.time() - t0
-                log(f"epoch {epoch}/{epochs} | step {step}/{total} | loss "
+            if step % args.log_every == 0 or step == total_steps:
+                elapsed = time.time() - start
+                log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss "
                     f"{sum(losses) / len(losses):.4f} | {elapsed:.0f}s elapsed, ETA "
-                    f"{elapsed / step * (total - step):.0f}s")
+                    f"{elapsed / step * (total_steps - step):.0f}s")
                 losses = []
-            if step == total:
+            if step == total_steps:
                 break
         val = evaluate(model, val_set, device)
         if not math.isfinite(val):  # diverged: never let an older checkpoint pass as this run's
