@@ -152,7 +152,7 @@ def train(args, model, train_set, val_set, device, save):
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)  # fewer if --max-steps cuts
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)  # --lr glides to 0
-    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=LABEL_SMOOTHING)  # pad: free
+    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=LABEL_SMOOTHING)  # pad: skipped
     batch_order = torch.Generator().manual_seed(args.seed)
     best_bleu = -1.0
     step = 0
@@ -171,7 +171,7 @@ def train(args, model, train_set, val_set, device, save):
             # forward and loss, every target position at once
             memory, hidden = model.run_encoder(src, lengths)
             features, _, _ = model.run_decoder(tgt[:, :-1], hidden, *memory, need_weights=False)
-            real = tgt[:, 1:] != PAD  # (B, T): the output layer skips the padding, a third
+            real = tgt[:, 1:] != PAD  # (B, T): the output layer skips padding (~1/3)
             loss = loss_fn(model.out(features[real]), tgt[:, 1:][real])  # (N, vocab), (N,)
 
             opt.zero_grad(set_to_none=True)  # update
