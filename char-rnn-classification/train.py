@@ -22,7 +22,6 @@ import argparse
 import math
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -49,24 +48,28 @@ GRAD_CLIP = 1.0      # clip the gradient norm here: one odd batch cannot blow up
 AVERAGE = 5          # last epochs whose weights are averaged: less noisy than any one
 
 def log(*parts):
+    """Progress, notes and errors go to stderr, so stdout carries only the answers."""
     print(*parts, file=sys.stderr, flush=True)
 
 # --- Data --------------------------------------------------------------------
 def download(data_dir):
-    """Fetch the PyTorch tutorial archive and unpack its data/ folder into data_dir."""
+    """Move the tutorial archive's whole data/ folder into data_dir: one download serves all
+    three scripts. Unpacked in a temporary folder first, it never leaves half a data set."""
+    if data_dir.exists() and not data_dir.is_dir():
+        sys.exit(f"error: --data-dir {data_dir} is a file; pass the folder that holds the data")
     log(f"downloading {DATA_URL} into {data_dir}")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
             archive = Path(tmp) / "data.zip"
-            with urllib.request.urlopen(DATA_URL, timeout=60) as response, open(archive, "wb") as f:
-                shutil.copyfileobj(response, f)
+            with urllib.request.urlopen(DATA_URL, timeout=60) as response:
+                archive.write_bytes(response.read())
             with zipfile.ZipFile(archive) as z:
                 z.extractall(tmp)
-            for item in (Path(tmp) / "data").iterdir():  # all unpacked: no half-filled names/
+            for item in (Path(tmp) / "data").iterdir():
                 if not (data_dir / item.name).exists():
                     os.replace(item, data_dir / item.name)
-    except Exception as e:  # no network, HTTP error, truncated or foreign archive, full disk...
+    except Exception as e:  # no network, an HTTP error, a broken archive, a full disk...
         sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}); put its "
                  f"data/ files in {data_dir} by hand, or pass --data-dir")
 
@@ -119,9 +122,14 @@ class NameClassifier(nn.Module):
     tutorial looped over letters in Python with its own RNN cell; nn.GRU runs the batch in one
     fused call, and its gates carry "started with Mc" across a name. The forward pass ends on
     the ending (-ov, -ski), the backward one on the start (Mc-, O', Van): both ends are fresh."""
-    def __init__(self, vocab_size, num_labels, embed_size=64, hidden_size=224, dropout=0.3):
+    def __init__(self, chars, labels, embed_size=64, hidden_size=224, dropout=0.3):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=PAD)  # PAD's vector: 0
+        self.config = dict(chars=chars, labels=labels, embed_size=embed_size,
+                           hidden_size=hidden_size, dropout=dropout)
+        self.stoi = {c: i + 2 for i, c in enumerate(chars)}  # character -> id; 0, 1: PAD, UNK
+        self.labels = labels
+        num_labels = len(labels)
+        self.embed = nn.Embedding(len(chars) + 2, embed_size, padding_idx=PAD)  # PAD's vector: 0
         self.rnn = nn.GRU(embed_size, hidden_size, batch_first=True, bidirectional=True)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden_size, num_labels)
@@ -248,25 +256,28 @@ def report(model, test_set, device):
             f"{'#' * round(20 * r):<20} {mistake}")
 
 # --- Checkpoints -------------------------------------------------------------
-def build_model(chars, labels, device):
-    model = NameClassifier(len(chars) + 2, len(labels)).to(device)
-    # model.stoi: character -> id (0, 1 are PAD, UNK), for the training names'
-    # characters only. It and model.labels are rebuilt from plain lists on load.
-    model.stoi = {c: i + 2 for i, c in enumerate(chars)}
-    model.labels = labels
-    return model
-
-def save_checkpoint(path, model, chars):
-    """A state_dict and lists (not the old torch.save(rnn) pickle) load weights_only.
-    A temporary file, then renamed: Ctrl-C never leaves a half-written file."""
-    state = {"kind": KIND, "model": model.state_dict(), "chars": chars, "labels": model.labels}
+def check_writable(path):
+    """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
+    if path.is_dir():
+        sys.exit(f"error: --checkpoint {path} is a folder; name a file, e.g. {path / 'model.pt'}")
     tmp = path.with_name(path.name + ".tmp")
-    try:  # torch.save raises RuntimeError for a folder it cannot write into
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, tmp)
+        tmp.write_bytes(b"")
+        tmp.unlink()
+    except OSError as e:
+        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
+
+def save_checkpoint(path, model):
+    """Save {"kind", "config", "model"}, rebuilt on load as Model(**config), to a temporary
+    file renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:
-        sys.exit(f"error: cannot write {path} ({e}); pass another --checkpoint")
+    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
+        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 
 def load_checkpoint(path, device):
     if not path.is_file():
@@ -274,15 +285,16 @@ def load_checkpoint(path, device):
     try:  # weights_only=True: only tensors and plain containers, a foreign file runs no code
         state = torch.load(path, map_location=device, weights_only=True)
         if (kind := state.get("kind")) == KIND:
-            model = build_model(state["chars"], state["labels"], device)
+            model = NameClassifier(**state["config"])
             model.load_state_dict(state["model"])
-            return model
+            return model.to(device)
     except Exception as e:  # not a torch file, not a dict, missing keys, other sizes...
         sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
     sys.exit(f"error: {path} is a {kind or 'foreign'} checkpoint, not {KIND}")
 
 # --- Command line ------------------------------------------------------------
-def pick_device(name):  # auto: CUDA when present, else the CPU; Apple's MPS only when asked for
+def pick_device(name):
+    """auto: CUDA when present, else the CPU; Apple's MPS only when asked for (untested)."""
     has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if name == "auto":
         name = "cuda" if has["cuda"] else "cpu"
@@ -320,9 +332,11 @@ def predict_command(model, raw_names, device, blank_ok=False):
         print("\t".join(out))
     return sum(problem is not None for _, problem in cleaned)
 
-def in_range(kind, low, high=math.inf):  # an argparse type: a number in [low, high]; nan fails
-    def number(text):  # argparse turns kind()'s ValueError into "invalid number value: 'x'"
-        if not low <= (value := kind(text)) <= high:
+def in_range(kind, low, high=math.inf):
+    """An argparse type: a number of `kind` in [low, high]; nan fails every comparison."""
+    def number(text):
+        value = kind(text)  # argparse turns a ValueError here into "invalid number value: 'x'"
+        if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
         return value
     return number
@@ -350,7 +364,10 @@ def main(argv=None):
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights and dropout
-    start = time.time()
+    saved = []  # what save() wrote: a Ctrl-C may only promise a model this run saved
+    def save(model):
+        save_checkpoint(args.checkpoint, model)
+        saved.append(args.checkpoint)
     try:
         if args.predict:
             model = load_checkpoint(args.checkpoint, device)
@@ -360,24 +377,26 @@ def main(argv=None):
             from_stdin = args.predict == ["-"]
             names = sys.stdin.read().splitlines() if from_stdin else args.predict
             sys.exit(1 if predict_command(model, names, device, blank_ok=from_stdin) else 0)
+        check_writable(args.checkpoint)
         labels, examples = read_names(args.data_dir)
         train_set, val_set, test_set = split_by_name(examples, args.seed)
         chars = sorted(set("".join(name for name, _ in train_set)))
         log(f"{len(examples)} (name, language) pairs, {len(labels)} languages, {len(chars)} "
             f"characters | train {len(train_set)}, val {len(val_set)}, test {len(test_set)}")
-        model = build_model(chars, labels, device)
+        model = NameClassifier(chars, labels).to(device)
         counts = torch.bincount(torch.tensor([y for _, y in train_set]), minlength=len(labels))
         model.log_prior.copy_((counts.clamp(min=1) / counts.sum()).log())  # (labels,)
-        def save(candidate):
-            save_checkpoint(args.checkpoint, candidate, chars)
         train(args, model, train_set, val_set, device, save)
         model = load_checkpoint(args.checkpoint, device)  # the saved weights: see train()
         report(model, test_set, device)
         log(f"\nsaved {args.checkpoint}")
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
-        saved = args.checkpoint.is_file() and args.checkpoint.stat().st_mtime >= start
-        log(f"interrupted: the best model so far is at {args.checkpoint}" if saved else
-            "interrupted before the first epoch ended: nothing was saved")
+        if args.predict:
+            log("interrupted")
+        elif saved:
+            log(f"interrupted: the model saved last is at {args.checkpoint}")
+        else:
+            log("interrupted before the first save: no checkpoint was written")
         sys.exit(130)
     except BrokenPipeError:  # the reader left (`| head -1`): end quietly, the Python docs' way
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -48,22 +48,28 @@ NO_GRAD_BATCH = 2048  # names at once to score or sample; measured: 1/3 less CPU
 CONFIG = {"embed_size": 32, "hidden_size": 320, "dropout": 0.4}  # the model's sizes
 
 def log(*parts):
+    """Progress, notes and errors go to stderr, so stdout carries only the answers."""
     print(*parts, file=sys.stderr, flush=True)
 
 # --- Data --------------------------------------------------------------------
 def download(data_dir):
-    """Fetch the tutorial archive and unpack its data/ members into data_dir."""
+    """Move the tutorial archive's whole data/ folder into data_dir: one download serves all
+    three scripts. Unpacked in a temporary folder first, it never leaves half a data set."""
+    if data_dir.exists() and not data_dir.is_dir():
+        sys.exit(f"error: --data-dir {data_dir} is a file; pass the folder that holds the data")
     log(f"downloading {DATA_URL} into {data_dir}")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:  # removed, zip and all, at the end
+        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+            archive = Path(tmp) / "data.zip"
             with urllib.request.urlopen(DATA_URL, timeout=60) as response:
-                (Path(tmp) / "data.zip").write_bytes(response.read())
-            zipfile.ZipFile(Path(tmp) / "data.zip").extractall(tmp)
-            for item in (Path(tmp) / "data").iterdir():  # moved once all is unpacked: no
-                if not (data_dir / item.name).exists():  # half-filled names/ after a Ctrl-C
+                archive.write_bytes(response.read())
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+            for item in (Path(tmp) / "data").iterdir():
+                if not (data_dir / item.name).exists():
                     os.replace(item, data_dir / item.name)
-    except Exception as e:  # no network, HTTP error, broken archive, full disk...
+    except Exception as e:  # no network, an HTTP error, a broken archive, a full disk...
         sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}); put its "
                  f"data/ files in {data_dir} by hand, or pass --data-dir")
 
@@ -122,9 +128,14 @@ class NameGenerator(nn.Module):
     """Language embedding + character embedding -> LSTM -> logits for the next symbol.
     The language's learned vector joins the character embedding at *every* step, so each
     prediction can consult it. Logits: one unnormalised score per symbol; softmax makes p."""
-    def __init__(self, n_labels, vocab_size, embed_size, hidden_size, dropout):
+    def __init__(self, chars, labels, embed_size, hidden_size, dropout):
         super().__init__()
-        self.label_embedding = nn.Embedding(n_labels, embed_size)
+        self.config = dict(chars=chars, labels=labels, embed_size=embed_size,
+                           hidden_size=hidden_size, dropout=dropout)
+        self.chars = chars
+        self.labels = labels
+        vocab_size = len(chars) + N_SPECIAL
+        self.label_embedding = nn.Embedding(len(labels), embed_size)
         self.char_embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD)
         # nn.LSTM replaces the tutorial's i2h/i2o Linear layers (GRU: measured ~0.02 worse NLL)
         self.rnn = nn.LSTM(2 * embed_size, hidden_size, batch_first=True)
@@ -276,16 +287,28 @@ def report(model, train_set, test_set, dropped, train_names, chars, labels, devi
         f"{len(set(every)) / len(every):.1%} distinct")
 
 # --- Checkpoints -------------------------------------------------------------
-def save_checkpoint(path, model, config, chars, labels):
-    """A state_dict and plain lists (not a pickled module), then a rename: Ctrl-C-safe."""
+def check_writable(path):
+    """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
+    if path.is_dir():
+        sys.exit(f"error: --checkpoint {path} is a folder; name a file, e.g. {path / 'model.pt'}")
     tmp = path.with_name(path.name + ".tmp")
-    try:  # torch.save raises RuntimeError, not OSError, for a path it cannot write to
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"kind": KIND, "config": config, "model": model.state_dict(), "chars": chars,
-                    "labels": labels}, tmp)
-    except (OSError, RuntimeError) as e:  # no wider: an out-of-memory error must still show
+        tmp.write_bytes(b"")
+        tmp.unlink()
+    except OSError as e:
         sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
-    os.replace(tmp, path)
+
+def save_checkpoint(path, model):
+    """Save {"kind", "config", "model"}, rebuilt on load as Model(**config), to a temporary
+    file renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
+        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 
 def load_checkpoint(path, device):
     """Rebuild the model; every way a checkpoint can be wrong is a one-line error."""
@@ -294,16 +317,16 @@ def load_checkpoint(path, device):
     try:  # weights_only=True: only tensors and plain containers, a foreign file runs no code
         ckpt = torch.load(path, map_location=device, weights_only=True)
         if (kind := ckpt.get("kind")) == KIND:
-            chars = list(ckpt["chars"])
-            model = NameGenerator(len(ckpt["labels"]), len(chars) + N_SPECIAL, **ckpt["config"])
+            model = NameGenerator(**ckpt["config"])
             model.load_state_dict(ckpt["model"])
-            return model.to(device), chars, list(ckpt["labels"])
+            return model.to(device)
     except Exception as e:  # not a torch file, not a dict, missing keys, other sizes...
         sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
     sys.exit(f"error: {path} is a {kind or 'foreign'} checkpoint, not {KIND}")
 
 # --- Command line ------------------------------------------------------------
-def pick_device(name):  # auto: CUDA when present, else the CPU; Apple's MPS only when asked for
+def pick_device(name):
+    """auto: CUDA when present, else the CPU; Apple's MPS only when asked for (untested)."""
     has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if name == "auto":
         name = "cuda" if has["cuda"] else "cpu"
@@ -311,15 +334,19 @@ def pick_device(name):  # auto: CUDA when present, else the CPU; Apple's MPS onl
         sys.exit(f"error: --device {name} is not available here; use --device cpu or auto")
     return torch.device(name)
 
-def in_range(kind, low, high=math.inf):  # an argparse type: a number in [low, high]; nan fails
-    def number(text):  # argparse turns kind()'s ValueError into "invalid number value: 'x'"
-        if not low <= (value := kind(text)) <= high:
+def in_range(kind, low, high=math.inf):
+    """An argparse type: a number of `kind` in [low, high]; nan fails every comparison."""
+    def number(text):
+        value = kind(text)  # argparse turns a ValueError here into "invalid number value: 'x'"
+        if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
         return value
     return number
 
 def run_sampling(args, device):
-    model, chars, labels = load_checkpoint(args.checkpoint, device)
+    model = load_checkpoint(args.checkpoint, device)
+    chars = model.chars
+    labels = model.labels
     wanted = labels if "all" in args.language else list(dict.fromkeys(args.language))
     if unknown := [w for w in wanted if w not in labels]:
         sys.exit(f"error: unknown --language {unknown[0]!r}; known: {', '.join(labels)}, all")
@@ -329,7 +356,8 @@ def run_sampling(args, device):
         names = sample(model, labels.index(language), args.num, chars, device, args.temperature)
         print("\n".join(names), flush=True)
 
-def run_training(args, device):
+def run_training(args, device, save):
+    check_writable(args.checkpoint)
     labels, pairs = read_names(args.data_dir)
     train_pairs, val_pairs, test_pairs = split_by_name(pairs, args.seed)
     chars = sorted({c for name, _ in train_pairs for c in name})  # no fixed alphabet
@@ -337,13 +365,11 @@ def run_training(args, device):
     train_set = encode(train_pairs, stoi)[0]
     val_set = encode(val_pairs, stoi)[0]
     test_set, dropped = encode(test_pairs, stoi)
-    model = NameGenerator(len(labels), len(chars) + N_SPECIAL, **CONFIG).to(device)
+    model = NameGenerator(chars, labels, **CONFIG).to(device)
     log(f"{len(labels)} labels, {len(pairs)} (name, label) pairs: train {len(train_pairs)}, val "
         f"{len(val_set[1])}, test {len(test_set[1])}; {len(chars)} characters")
-    def save(model):
-        save_checkpoint(args.checkpoint, model, CONFIG, chars, labels)
     train(args, model, train_set, val_set, device, save)
-    model, chars, labels = load_checkpoint(args.checkpoint, device)  # the best, not the last
+    model = load_checkpoint(args.checkpoint, device)  # the best, not the last
     report(model, train_set, test_set, dropped, {n for n, _ in train_pairs}, chars, labels, device)
 
 def main(argv=None):
@@ -372,16 +398,22 @@ def main(argv=None):
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights, dropout and sampling
-    start = time.time()
+    saved = []  # what save() wrote: a Ctrl-C may only promise a model this run saved
+    def save(model):
+        save_checkpoint(args.checkpoint, model)
+        saved.append(args.checkpoint)
     try:
         if args.sample:
             run_sampling(args, device)
         else:
-            run_training(args, device)
+            run_training(args, device, save)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
-        saved = args.checkpoint.is_file() and args.checkpoint.stat().st_mtime >= start
-        log(f"interrupted: the best model so far is at {args.checkpoint}" if saved else
-            "interrupted before the first epoch ended: nothing was saved")
+        if args.sample:
+            log("interrupted")
+        elif saved:
+            log(f"interrupted: the model saved last is at {args.checkpoint}")
+        else:
+            log("interrupted before the first save: no checkpoint was written")
         sys.exit(130)
     except BrokenPipeError:  # the reader left (`| head -1`): end quietly, the Python docs' way
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -5,7 +5,6 @@ needs through attention: the third "practical PyTorch" tutorial, for PyTorch 2.x
     python seq2seq-translation/train.py --translate - < french.txt > english.txt"""
 
 import argparse
-import io
 import math
 import os
 import random
@@ -41,18 +40,28 @@ ALPHA = 1.0  # length penalty ((5 + length) / 6) ** ALPHA: 0 none, more: longer
 MARGIN = 10  # an output may have 2 * (source words) + MARGIN words, then it is cut
 
 def log(*parts):
+    """Progress, notes and errors go to stderr, so stdout carries only the answers."""
     print(*parts, file=sys.stderr, flush=True)
 
 # --- Data --------------------------------------------------------------------
-def download(data_dir):  # unzipped in a temporary folder, then moved in
+def download(data_dir):
+    """Move the tutorial archive's whole data/ folder into data_dir: one download serves all
+    three scripts. Unpacked in a temporary folder first, it never leaves half a data set."""
+    if data_dir.exists() and not data_dir.is_dir():
+        sys.exit(f"error: --data-dir {data_dir} is a file; pass the folder that holds the data")
     log(f"downloading {DATA_URL} into {data_dir}")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:  # removed, zip and all, at the end
+        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+            archive = Path(tmp) / "data.zip"
             with urllib.request.urlopen(DATA_URL, timeout=60) as response:
-                zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
-            os.replace(Path(tmp) / "data" / "eng-fra.txt", data_dir / "eng-fra.txt")
-    except Exception as e:  # no network, HTTP error, timeout, broken zip, full disk
+                archive.write_bytes(response.read())
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+            for item in (Path(tmp) / "data").iterdir():
+                if not (data_dir / item.name).exists():
+                    os.replace(item, data_dir / item.name)
+    except Exception as e:  # no network, an HTTP error, a broken archive, a full disk...
         sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}); put its "
                  f"data/ files in {data_dir} by hand, or pass --data-dir")
 
@@ -292,12 +301,27 @@ def report(model, test_set, device, beam):  # test BLEU, and one test sentence's
         log(word.ljust(m) + " ".join(" .:-=+*#%@"[round(9 * a)] * n for a, n in zip(row, widths)))
 
 # --- Checkpoints -------------------------------------------------------------
-def save_checkpoint(path, model):  # to a temporary file, renamed: never half
+def check_writable(path):
+    """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
+    if path.is_dir():
+        sys.exit(f"error: --checkpoint {path} is a folder; name a file, e.g. {path / 'model.pt'}")
     tmp = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(b"")
+        tmp.unlink()
+    except OSError as e:
+        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
+
+def save_checkpoint(path, model):
+    """Save {"kind", "config", "model"}, rebuilt on load as Model(**config), to a temporary
+    file renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch.save: RuntimeError for a path it cannot open
+    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
         sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 
 def load_checkpoint(path, device):
@@ -314,7 +338,8 @@ def load_checkpoint(path, device):
     return model.to(device)
 
 # --- Command line ------------------------------------------------------------
-def pick_device(name):  # auto: CUDA when present, else the CPU; Apple's MPS only when asked for
+def pick_device(name):
+    """auto: CUDA when present, else the CPU; Apple's MPS only when asked for (untested)."""
     has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if name == "auto":
         name = "cuda" if has["cuda"] else "cpu"
@@ -322,9 +347,11 @@ def pick_device(name):  # auto: CUDA when present, else the CPU; Apple's MPS onl
         sys.exit(f"error: --device {name} is not available here; use --device cpu or auto")
     return torch.device(name)
 
-def in_range(kind, low, high=math.inf):  # an argparse type: a number in [low, high]; nan fails
-    def number(text):  # argparse turns kind()'s ValueError into "invalid number value: 'x'"
-        if not low <= (value := kind(text)) <= high:
+def in_range(kind, low, high=math.inf):
+    """An argparse type: a number of `kind` in [low, high]; nan fails every comparison."""
+    def number(text):
+        value = kind(text)  # argparse turns a ValueError here into "invalid number value: 'x'"
+        if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
         return value
     return number
@@ -357,19 +384,25 @@ def main(argv=None):
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights and dropout
-    start = time.time()
+    saved = []  # what save() wrote: a Ctrl-C may only promise a model this run saved
+    def save(model):
+        save_checkpoint(args.checkpoint, model)
+        saved.append(args.checkpoint)
     try:
-        train_or_translate(args, device)
+        train_or_translate(args, device, save)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
-        saved = args.checkpoint.is_file() and args.checkpoint.stat().st_mtime >= start
-        log(f"interrupted: the best model so far is at {args.checkpoint}" if saved else
-            "interrupted before the first epoch ended: nothing was saved")
+        if args.translate:
+            log("interrupted")
+        elif saved:
+            log(f"interrupted: the model saved last is at {args.checkpoint}")
+        else:
+            log("interrupted before the first save: no checkpoint was written")
         sys.exit(130)
     except BrokenPipeError:  # the reader left (`| head -1`): end quietly, the Python docs' way
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 
-def train_or_translate(args, device):
+def train_or_translate(args, device, save):
     if args.translate:  # a line out per line in; empty for empty
         model = load_checkpoint(args.checkpoint, device)
         if args.translate == ["-"] and hasattr(sys.stdin, "reconfigure"):
@@ -382,6 +415,7 @@ def train_or_translate(args, device):
         english = dict(zip(todo, outputs))  # sentence -> its translation's words
         sys.stdout.writelines(" ".join(english.get(s, [])) + "\n" for s in sentences)  # in order
         return
+    check_writable(args.checkpoint)
     if not (args.data_dir / "eng-fra.txt").exists():
         download(args.data_dir)
     pairs = read_pairs(args.data_dir / "eng-fra.txt")
@@ -393,7 +427,7 @@ def train_or_translate(args, device):
     log(f"{len(pairs)} pairs | train {len(train_set)}, val {len(val_set)}, test {len(test_set)} "
         f"| vocab {len(src_vocab)} French, {len(tgt_vocab)} English words")
     model = Translator(src_vocab, tgt_vocab, args.size, args.attention).to(device)
-    train(args, model, train_set, val_set, device, lambda m: save_checkpoint(args.checkpoint, m))
+    train(args, model, train_set, val_set, device, save)
     report(load_checkpoint(args.checkpoint, device), test_set, device, args.beam)  # best epoch
 
 if __name__ == "__main__":

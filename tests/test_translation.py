@@ -6,12 +6,11 @@ One tiny model is trained once (module fixture) on conftest's make_pairs data; t
 import pickle
 import subprocess
 import sys
-import zipfile
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, call, load_script, make_pairs
+from conftest import REPO, call, load_script
 
 FOLDER = "seq2seq-translation"
 
@@ -191,33 +190,6 @@ def test_reader_closing_the_pipe_ends_quietly(trained, tmp_path):
     assert not [line for line in err.splitlines()[1:] if not line.startswith("note: ")], err
 
 
-@pytest.mark.parametrize("where", ["train", "report", "translate"])
-def test_ctrl_c_exits_130_with_one_line(s2s, pairs_data, trained, tmp_path, monkeypatch, where):
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    ckpt = tmp_path / "m.pt"
-    monkeypatch.setattr(s2s, where, interrupt)
-    if where == "translate":
-        code, out, err = translate(s2s, trained[0], "je suis grand .")
-        expected = "interrupted before the first epoch ended: nothing was saved"
-    else:
-        code, out, err = call(s2s, "--data-dir", pairs_data, "--checkpoint", ckpt, "--device",
-                              "cpu", "--max-steps", 2, "--beam", 1)
-        expected = (f"interrupted: the best model so far is at {ckpt}" if where == "report"
-                    else "interrupted before the first epoch ended: nothing was saved")
-    assert code == 130 and out == "" and "Traceback" not in err, err
-    assert err.strip().splitlines()[-1] == expected
-
-
-def test_unwritable_checkpoint_is_one_line(s2s, pairs_data, tmp_path):
-    """torch.save raises RuntimeError (not OSError) when the folder does not exist."""
-    missing = tmp_path / "no" / "such" / "folder" / "m.pt"
-    result = call(s2s, "--data-dir", pairs_data, "--checkpoint", missing, "--device", "cpu",
-                  "--max-steps", 2, "--beam", 1)
-    one_line_error(result, f"cannot write {missing}")
-
-
 def test_missing_corrupt_foreign_and_unsafe_checkpoints(s2s, trained, tmp_path):
     one_line_error(translate(s2s, tmp_path / "none.pt", "je suis grand ."), "no checkpoint at")
     corrupt = tmp_path / "corrupt.pt"
@@ -272,19 +244,15 @@ def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_download_unpacks_archive_with_a_timeout(s2s, tmp_path, monkeypatch):
-    """The first-run download, pointed at a local archive laid out like the real one."""
-    data = make_pairs(tmp_path / "src")
-    with zipfile.ZipFile(tmp_path / "data.zip", "w") as z:
-        z.write(data / "eng-fra.txt", "data/eng-fra.txt")
-        z.writestr("data/names/Other.txt", "Abel\n")
-    monkeypatch.setattr(s2s, "DATA_URL", (tmp_path / "data.zip").as_uri())
+def test_download_has_a_timeout(s2s, tmp_path, monkeypatch):
+    """The first-run download gives up after 60 s without data."""
     timeouts = []
-    urlopen = s2s.urllib.request.urlopen
-    monkeypatch.setattr(s2s.urllib.request, "urlopen",
-                        lambda url, timeout: timeouts.append(timeout) or urlopen(url))
-    code, _, err = call(s2s, "--data-dir", tmp_path / "fresh", "--checkpoint", tmp_path / "m.pt",
-                        "--device", "cpu", "--max-steps", 2, "--beam", 1)
-    assert code == 0, err
+
+    def urlopen(url, timeout):
+        timeouts.append(timeout)
+        raise OSError("offline")
+
+    monkeypatch.setattr(s2s.urllib.request, "urlopen", urlopen)
+    one_line_error(call(s2s, "--data-dir", tmp_path / "fresh", "--checkpoint", tmp_path / "m.pt",
+                        "--device", "cpu", "--max-steps", 2), "could not download")
     assert timeouts == [60]
-    assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["eng-fra.txt"]  # nothing else

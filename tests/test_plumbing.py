@@ -1,0 +1,174 @@
+"""The plumbing the three scripts share: the same code in each file, checked here, and the
+promises it makes, checked for every script (checkpoint layout and writing, the download,
+Ctrl-C).
+
+The scripts import nothing from each other, so a reader can copy one file and have it all.
+Only this test keeps the copies of `log`, `download`, `check_writable`, `save_checkpoint`,
+`pick_device` and `in_range` byte for byte the same.
+"""
+
+import ast
+import zipfile
+
+import pytest
+import torch
+from conftest import REPO, SCRIPTS, call, load_script, make_names, make_pairs
+
+PLUMBING = ["log", "download", "check_writable", "save_checkpoint", "pick_device", "in_range"]
+ANSWER = {  # each script's way to answer from a checkpoint
+    "char-rnn-classification": ["--predict", "Hinton"],
+    "char-rnn-generation": ["--sample", "--num", "2"],
+    "seq2seq-translation": ["--translate", "je suis grand ."],
+}
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    return {folder: load_script(folder) for folder in SCRIPTS}
+
+
+def data_for(folder, names_data, pairs_data):
+    return pairs_data if folder == "seq2seq-translation" else names_data
+
+
+def train_args(data, checkpoint, steps=2):
+    return ["--data-dir", data, "--checkpoint", checkpoint, "--device", "cpu",
+            "--max-steps", steps, "--batch-size", 16]
+
+
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def not_reached(*args, **kwargs):
+    raise AssertionError("training started before the checkpoint path was checked")
+
+
+def sources(folder):
+    """Each top-level function's source text, by name."""
+    text = (REPO / folder / "train.py").read_text(encoding="utf-8")
+    return {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
+            if isinstance(node, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize("name", PLUMBING)
+def test_plumbing_is_the_same_code_in_all_three(name):
+    copies = {folder: sources(folder).get(name) for folder in SCRIPTS}
+    assert all(copies.values()), f"{name} is missing from {copies}"
+    first = copies[SCRIPTS[0]]
+    for folder, text in copies.items():
+        assert text == first, f"{name} in {folder} differs from {SCRIPTS[0]}"
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_checkpoint_layout_rebuilds_the_model(scripts, folder, names_data, pairs_data, tmp_path):
+    path = tmp_path / "deep" / "er" / "m.pt"  # a missing folder is created
+    code, _, err = call(scripts[folder], *train_args(data_for(folder, names_data, pairs_data),
+                                                     path), "--log-every", 1)
+    assert code == 0, err
+    state = torch.load(path, weights_only=True)
+    assert sorted(state) == ["config", "kind", "model"] and state["kind"] == folder
+    assert not list(path.parent.glob("*.tmp"))
+    model = scripts[folder].load_checkpoint(path, torch.device("cpu"))
+    assert model.config == state["config"]
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+@pytest.mark.parametrize("bad", ["under a file", "a folder", "tmp is a folder"])
+def test_unwritable_checkpoint_fails_before_training(scripts, folder, bad, tmp_path, monkeypatch):
+    module = scripts[folder]
+    monkeypatch.setattr(module, "train", not_reached)
+    (tmp_path / "file").write_text("not a folder")
+    path = {"under a file": tmp_path / "file" / "m.pt", "a folder": tmp_path,
+            "tmp is a folder": tmp_path / "m.pt"}[bad]
+    (tmp_path / "m.pt.tmp").mkdir()
+    # no data at all: the path is checked before the data is read or downloaded
+    code, out, err = call(module, *train_args(tmp_path / "no-data", path))
+    assert code == 1 and out == "" and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith(("error: cannot write", "error: --checkpoint")), err
+    assert err.count("error:") == 1 and "download" not in err, err
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_save_checkpoint_turns_torch_errors_into_one_line(scripts, folder, tmp_path, monkeypatch):
+    module = scripts[folder]
+
+    def refuse(*args, **kwargs):  # what torch.save raises for a file it cannot open
+        raise RuntimeError("File m.pt.tmp cannot be opened.")
+
+    monkeypatch.setattr(module.torch, "save", refuse)
+    model = torch.nn.Linear(1, 1)
+    model.config = {}
+    with pytest.raises(SystemExit) as e:
+        module.save_checkpoint(tmp_path / "m.pt", model)
+    assert str(e.value.code).startswith(f"error: cannot write {tmp_path / 'm.pt'} (RuntimeError)")
+
+
+def archive_of_both(tmp_path):
+    """A zip laid out like the tutorial's: data/names/*.txt and data/eng-fra.txt."""
+    names = make_names(tmp_path / "src", per_language=20) / "names"
+    pairs = make_pairs(tmp_path / "src") / "eng-fra.txt"
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in names.iterdir():
+            z.write(f, f"data/names/{f.name}")
+        z.write(pairs, "data/eng-fra.txt")
+    return archive
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_one_download_serves_all_three(scripts, folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(scripts[folder], "DATA_URL", archive_of_both(tmp_path).as_uri())
+    target = tmp_path / "fresh"
+    code, _, err = call(scripts[folder], *train_args(target, tmp_path / "m.pt"))
+    assert code == 0, err
+    assert sorted(p.name for p in target.iterdir()) == ["eng-fra.txt", "names"]  # nothing else
+    assert len(list((target / "names").glob("*.txt"))) == 3
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_data_dir_naming_a_file(scripts, folder, tmp_path):
+    (tmp_path / "data.txt").write_text("not a folder")
+    code, _, err = call(scripts[folder], *train_args(tmp_path / "data.txt", tmp_path / "m.pt"))
+    assert code == 1 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == (f"error: --data-dir {tmp_path / 'data.txt'} is a file; "
+                                    "pass the folder that holds the data")
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_ctrl_c_before_a_save_claims_nothing(scripts, folder, names_data, pairs_data, tmp_path,
+                                             monkeypatch):
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"an older run's checkpoint")  # there, but this run did not write it
+    monkeypatch.setattr(scripts[folder], "train", interrupt)
+    code, out, err = call(scripts[folder], *train_args(data_for(folder, names_data, pairs_data),
+                                                       path))
+    assert code == 130 and out == "" and "Traceback" not in err, err
+    assert err.splitlines()[-1] == "interrupted before the first save: no checkpoint was written"
+    assert path.read_bytes() == b"an older run's checkpoint"  # nothing lost
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_ctrl_c_after_a_save_names_the_checkpoint(scripts, folder, names_data, pairs_data,
+                                                  tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+
+    def save_then_interrupt(args, model, train_set, val_set, device, save):
+        save(model)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scripts[folder], "train", save_then_interrupt)
+    code, out, err = call(scripts[folder], *train_args(data_for(folder, names_data, pairs_data),
+                                                       path))
+    assert code == 130 and out == "" and "Traceback" not in err, err
+    assert err.splitlines()[-1] == f"interrupted: the model saved last is at {path}"
+    assert scripts[folder].load_checkpoint(path, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_ctrl_c_while_answering_says_only_interrupted(scripts, folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(scripts[folder], "load_checkpoint", interrupt)
+    code, out, err = call(scripts[folder], "--checkpoint", tmp_path / "m.pt", "--device", "cpu",
+                          *ANSWER[folder])
+    assert code == 130 and out == "" and "Traceback" not in err, err
+    assert err.splitlines() == ["device cpu", "interrupted"]
