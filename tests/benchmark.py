@@ -13,11 +13,12 @@ by hand (default: data/ in this repository).
 
 It prints one markdown table row per script (and per baseline): the median wall time from start
 to final report (the process's whole life, data loading and torch import included), the `test:`
-line the script prints at the end of its report, and answering speed with the first run's
-checkpoint, start-up included: the translator over 10,000 French sentences spread through
-eng-fra.txt (greedy and default beam), the classifier over 50,000 names, the generator
-sampling 100,000 Russian names. With --baseline, runs alternate between the two checkouts, so
-both see the same machine load; machines are shared and noisy, so compare medians of runs.
+line the script prints at the end of its report, and the median answering speed over the runs,
+each with that run's checkpoint, start-up included: the translator over 10,000 French
+sentences spread through eng-fra.txt (greedy and default beam), the classifier over 50,000
+names, the generator sampling 100,000 Russian names. With --baseline, runs alternate between
+the two checkouts, so both see the same machine load; machines are shared and noisy, so
+compare medians of runs.
 """
 
 import argparse
@@ -74,14 +75,14 @@ def main():
     checkouts = {"this checkout": REPO} | ({"baseline": args.baseline} if args.baseline else {})
     workloads = speed_inputs(args.data_dir)
     print("| script | checkout | wall time, median (runs) | held-out figures (last run) | "
-          "answers per second (first run) |")
+          "answers per second, median (runs) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for folder in args.only or SCRIPTS:
             walls = {label: [] for label in checkouts}
-            speeds = {label: {} for label in checkouts}  # measured after the first run only
+            speeds = {label: {} for label in checkouts}  # after every run: medians
             figures = {}
             for i in range(args.repeat):
                 for label, root in checkouts.items():  # interleaved: same load for both
@@ -93,7 +94,7 @@ def main():
                     walls[label].append(wall)
                     tests = [line for line in err.splitlines() if line.startswith("test:")]
                     figures[label] = tests[-1][5:].strip() if tests else "(none)"
-                    speed_runs = [] if args.no_speed or i > 0 else workloads[folder]  # once
+                    speed_runs = [] if args.no_speed else workloads[folder]
                     for name, flags, stdin, count in speed_runs:
                         seconds, out, _ = run(cmd + flags, stdin)
                         answers = len(out.splitlines())  # should be `count`; shown if not
@@ -102,7 +103,8 @@ def main():
                             print(f"note: {folder} {name}: {answers} answers, not {count}")
             for label in checkouts:
                 runs = ", ".join(f"{w:.0f}" for w in walls[label])
-                rates = "; ".join(f"{name} {statistics.median(v):,.0f}/s"
+                rates = "; ".join(f"{name} {statistics.median(v):,.0f}/s "
+                                  f"({', '.join(f'{x:,.0f}' for x in v)})"
                                   for name, v in speeds[label].items())
                 print(f"| {folder} | {label} | {statistics.median(walls[label]):.0f} s ({runs}) "
                       f"| {figures[label]} | {rates or '-'} |", flush=True)
