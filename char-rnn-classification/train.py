@@ -1,21 +1,14 @@
-"""
-Classify a surname by its language of origin, one character at a time.
+"""Classify a surname by its language of origin, one character at a time.
 
-A character-level recurrent network reads a name ("Hinton", "Nguyen") and predicts
-which of 18 languages it comes from. Russian is over half the names, Portuguese under
-1%: the loss is logit-adjusted (Menon et al. 2021), and the report shows what the
-prior correction buys the rare languages and what it costs.
-
-Run it from the repository root (the data is downloaded into data/ on first use):
-    python char-rnn-classification/train.py              # train, test, save model.pt
-    python char-rnn-classification/train.py --predict Hinton Satoshi
+A bidirectional GRU reads a name ("Hinton", "Nguyen") and predicts which of 18 languages it is
+from. Russian is over half the names, Portuguese under 1%, so the loss is logit-adjusted (see
+"Logit adjustment", above train()). From the repository root (data/ is fetched on first use):
+    python char-rnn-classification/train.py      # train, test (report on stderr), save model.pt
+    python char-rnn-classification/train.py --predict Hinton  # stdout: Hinton, English 0.87...
     cut -f1 names.txt | python char-rnn-classification/train.py --predict -
-
-Progress goes to stderr, then a test report: top-1 and balanced accuracy with and
-without the prior correction, recall per language. Predictions go to stdout, one
-tab-separated line per name, most likely first: Hinton, English 0.93, Scottish 0.06...
-Since the 2017 tutorial: packed batches, not one letter at a time; a split by
-distinct name; a report that counts every language; the logit-adjusted loss; averaged weights.
+Since the 2017 tutorial:
+- nn.Embedding and nn.GRU over packed batches, not one-hot letters through a hand-made cell
+- AdamW, a cosine schedule, averaged weights, logit adjustment, balanced accuracy, name split
 """
 
 import argparse
@@ -42,10 +35,10 @@ KIND = "char-rnn-classification"  # in every checkpoint: a foreign one is refuse
 PAD = 0              # character id 0: padding after a short name
 UNK = 1              # character id 1: a character no training name showed
 MAX_CHARS = 64       # longer input is cut: the longest surname in the data has 20
-ALPHA = 0.5          # share of the log prior added back when guessing: see report()
+ALPHA = 0.5          # log prior's share added back to decide: "Logit adjustment"
 WEIGHT_DECAY = 0.01  # AdamW's pull of every weight towards zero, times the lr
-GRAD_CLIP = 1.0      # clip the gradient norm here: one odd batch cannot blow up
-AVERAGE = 5          # last epochs whose weights are averaged: less noisy than any one
+GRAD_CLIP = 1.0      # the gradient norm's cap: one odd batch cannot blow up
+AVERAGE = 5          # the last 5 epochs' weights are averaged into the saved model
 
 def log(*parts):
     """Progress, notes and errors go to stderr, so stdout carries only the answers."""
@@ -78,17 +71,14 @@ def read_names(data_dir):
     names_dir = data_dir / "names"
     if not names_dir.exists():
         download(data_dir)
-    files = sorted(names_dir.glob("*.txt"))  # sorted, so label ids are stable across runs
-    if not files:
-        sys.exit(f"error: no <language>.txt files in {names_dir}; check --data-dir")
+    files = sorted(names_dir.glob("*.txt"))  # sorted: stable label ids
     examples = set()  # a set: Arabic.txt repeats ~100 names twenty times over
     for label_id, f in enumerate(files):
         try:
             lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError as e:
             sys.exit(f"error: cannot read {f} ({e.strerror})")
-        # unidecode maps every script to ASCII ("Schrödinger" -> "Schrodinger"): a
-        # small alphabet. Filter *after* it: a lone BOM or emoji becomes "".
+        # unidecode maps all scripts to ASCII, a small alphabet; filter after: a lone BOM is ""
         names = [unidecode(line).strip() for line in lines]
         examples.update((name, label_id) for name in names if name)
     if len({label for _, label in examples}) < 2 or len({n for n, _ in examples}) < 20:
@@ -96,10 +86,9 @@ def read_names(data_dir):
     return [f.stem for f in files], sorted(examples)
 
 def split_by_name(examples, seed):
-    """Split into train/val/test by *distinct name*. Some names are filed under
-    several languages ("Abel" is French and German). A split over (name, language)
-    pairs would train on "Abel" under one and test it under another: the test would
-    measure memory, not generalisation. Each string lands on one side, labels and all."""
+    """Split into train/val/test by *distinct name*. "Abel" is French and German: a split over
+    (name, language) pairs could train on "Abel" under one and test it under the other, and the
+    test would measure memory, not generalisation. Each string lands on one side, labels and all."""
     names = sorted({name for name, _ in examples})
     random.Random(seed).shuffle(names)
     n_train = int(0.8 * len(names))
@@ -108,9 +97,8 @@ def split_by_name(examples, seed):
     return [[example for example in examples if example[0] in side] for side in sides]
 
 def encode(names, stoi, device):
-    """Names -> a padded (batch, time) tensor of character ids, and their lengths. The old
-    tutorial fed one-hot (time, 1, 57) tensors; an nn.Embedding lookup of ids does that job."""
-    lengths = torch.tensor([len(n) for n in names])  # stays on the CPU: packing requires it
+    """["Li", "Abe"] -> the ids of [[L, i, PAD], [A, b, e]], and the lengths [2, 3] (on the CPU)."""
+    lengths = torch.tensor([len(n) for n in names])
     x = torch.full((len(names), int(lengths.max())), PAD, dtype=torch.long)
     for i, name in enumerate(names):
         x[i, :len(name)] = torch.tensor([stoi.get(c, UNK) for c in name])
@@ -118,45 +106,58 @@ def encode(names, stoi, device):
 
 # --- Model -------------------------------------------------------------------
 class NameClassifier(nn.Module):
-    """Embedding -> bidirectional GRU -> linear layer over the two final states. The 2017
-    tutorial looped over letters in Python with its own RNN cell; nn.GRU runs the batch in one
-    fused call, and its gates carry "started with Mc" across a name. The forward pass ends on
-    the ending (-ov, -ski), the backward one on the start (Mc-, O', Van): both ends are fresh."""
-    def __init__(self, chars, labels, embed_size=64, hidden_size=224, dropout=0.3):
+    """Embedding -> bidirectional GRU -> linear layer -> logits, a raw score per label (softmax
+    makes them probabilities). A GRU reads a name letter by letter into a state of hidden_size
+    numbers: each letter's vector and the old state make the new one, gates choosing how much of
+    the old to keep; a second GRU reads the name backwards. forward() leaves out the log prior
+    ("Logit adjustment"): the report's probabilities are softmax(logits + ALPHA * log_prior)."""
+    def __init__(self, chars, labels, label_counts, embed_size=64, hidden_size=224, dropout=0.3):
         super().__init__()
-        self.config = dict(chars=chars, labels=labels, embed_size=embed_size,
-                           hidden_size=hidden_size, dropout=dropout)
-        self.stoi = {c: i + 2 for i, c in enumerate(chars)}  # character -> id; 0, 1: PAD, UNK
+        self.config = dict(chars=chars, labels=labels, label_counts=label_counts,
+                           embed_size=embed_size, hidden_size=hidden_size, dropout=dropout)
+        self.stoi = {c: i + 2 for i, c in enumerate(chars)}  # 0, 1: PAD, UNK
         self.labels = labels
-        num_labels = len(labels)
-        self.embed = nn.Embedding(len(chars) + 2, embed_size, padding_idx=PAD)  # PAD's vector: 0
+        # the log prior of "Logit adjustment": a buffer, saved with the weights, never trained
+        counts = torch.tensor(label_counts)  # (labels,): training pairs per label
+        self.register_buffer("log_prior", (counts.clamp(min=1) / counts.sum()).log())
+        # An id's embedding row is its one-hot vector times a weight matrix, without the one-hot.
+        self.embed = nn.Embedding(len(chars) + 2, embed_size, padding_idx=PAD)  # PAD row: 0
         self.rnn = nn.GRU(embed_size, hidden_size, batch_first=True, bidirectional=True)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * hidden_size, num_labels)
-        self.register_buffer("log_prior", torch.zeros(num_labels))  # saved, never trained
+        self.head = nn.Linear(2 * hidden_size, len(labels))
+
     def forward(self, x, lengths):
-        emb = self.drop(self.embed(x))  # (B, T, embed): names, letters of the longest
-        # Packing tells the GRU where each name ends: padding never reaches the final state.
+        # B names, T letters in the longest, E = embed_size, H = hidden_size, L labels
+        emb = self.drop(self.embed(x))  # (B, T, E)
+        # Packing tells the GRU where each name ends. Without it a short name's forward state
+        # would go on reading PAD after its last letter, and its backward one start in PAD.
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
-        _, h = self.rnn(packed)                     # h: (2 directions, B, hidden)
-        h = torch.cat([h[0], h[1]], dim=1)          # forward and backward: (B, 2 * hidden)
-        # Logits: a raw score per language; softmax makes them probabilities.
-        return self.head(self.drop(h))              # (B, labels)
+        _, h = self.rnn(packed)  # (layers * 2, B, H): each layer's two final states
+        # the last layer's: h[-2], forward, has just read the ending (-ov); h[-1] the start (Mc-)
+        h = torch.cat([h[-2], h[-1]], dim=1)  # (B, 2H)
+        return self.head(self.drop(h))  # (B, L)
 
 # --- Training ----------------------------------------------------------------
+# Logit adjustment (Menon et al. 2021): the network is told how common each language is.
+# 1. The prior: each language's share of the training pairs, Russian's about 0.5, Portuguese's
+#    under 0.01. Its log, model.log_prior, is about -0.7 and -5.5: Russian starts 4.8 ahead.
+# 2. Training adds the log prior to the logits before the loss, so the network need not learn
+#    "Russian is common": the logits carry only what the letters tell, and their softmax alone
+#    treats all languages as equally common.
+# 3. Deciding, ALPHA of the log prior is added back: guess = argmax(logits + ALPHA * log prior).
+#    Share 1 guesses by the data's mix as a plain classifier does (best top-1, rare languages
+#    lost); share 0 as if all were equally common (best balanced accuracy, common names taken
+#    for rare ones); ALPHA = 0.5 flattens the prior to its square root: Russian 2.4 ahead.
 def train(args, model, train_set, val_set, device, save):
-    """Train with the logit-adjusted loss; save the best epoch, then the last epochs' mean."""
-    averaged = torch.optim.swa_utils.AveragedModel(model)  # SWA, Izmailov et al. 2018
-    # AdamW: Adam's per-weight step sizes, with weight decay applied to the weights. fused=True:
-    # one kernel updates all weights, 6 times faster on a CPU than a loop over the tensors.
+    averaged = torch.optim.swa_utils.AveragedModel(model)  # the weights' running mean
+    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay (above).
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
-    # Cosine schedule: the lr falls from peak to 0 along half a cosine; the end settles.
+    # Cosine schedule: the lr falls from its peak to 0 along half a cosine; the end settles.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     batch_order = torch.Generator().manual_seed(args.seed)
-    best = math.inf
     step = 0
     start = time.time()
     running = []
@@ -168,11 +169,9 @@ def train(args, model, train_set, val_set, device, save):
             batch = [train_set[j] for j in order[i:i + args.batch_size]]
             x, lengths = encode([name for name, _ in batch], model.stoi, device)
             y = torch.tensor([label for _, label in batch], device=device)
-            # forward and loss. Logit adjustment (Menon et al. 2021): the loss sees logits + log
-            # prior, so the prior says "Russian is common", the logits what the letters say (their
-            # softmax treats all languages alike). cross_entropy = log_softmax + NLLLoss.
+            # forward and loss: -log softmax(logits + log prior)[y], the logit-adjusted loss
             loss = F.cross_entropy(model(x, lengths) + model.log_prior, y)
-            # update
+            # backward and update
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -189,71 +188,71 @@ def train(args, model, train_set, val_set, device, save):
                 running = []
             if step == total_steps:
                 break
-        # Keep the epoch with the best val loss (the training loss on held-out pairs), not
-        # balanced accuracy: 7-11 val names per rare language move recall in steps of 0.1. In
-        # the last AVERAGE epochs, save the running mean of their weights every epoch: the mean
-        # is SWA's model, and the val loss can drift up there while val top-1 still rises.
+        # Saved every epoch: the model, then in the last AVERAGE epochs the running mean of
+        # their weights (stochastic weight averaging), less noisy than any one epoch. So a
+        # finished run saves the mean of its last AVERAGE epochs (or of all, if fewer).
         averaging = epoch > epochs - AVERAGE
         if averaging:
-            averaged.update_parameters(model)  # the first update copies
+            averaged.update_parameters(model)  # the first update copies the weights
         candidate = averaged.module if averaging else model
         val_loss, [(top1, confusion)] = evaluate(candidate, val_set, device)
         log(f"epoch {epoch}/{epochs} done | val loss {val_loss:.4f}, top-1 {top1:.3f}, balanced "
-            f"{balanced(confusion):.3f}{' (saved)' if averaging or val_loss < best else ''}")
-        if averaging or val_loss < best:
-            best = val_loss
-            save(candidate)
+            f"{balanced(confusion):.3f}")
+        save(candidate)
 
 # --- Evaluation --------------------------------------------------------------
-@torch.inference_mode()  # a faster torch.no_grad(), which replaced volatile=True Variables
+@torch.inference_mode()  # no autograd graph is recorded: faster, and less memory
 def predict(model, names, device, batch_size=512):
     """Return the (len(names), labels) logits on the CPU, *without* the log prior."""
-    model.eval()
+    model.eval()  # dropout off
     batches = [names[i:i + batch_size] for i in range(0, len(names), batch_size)]
     return torch.cat([model(*encode(b, model.stoi, device)).cpu() for b in batches])
 
 def evaluate(model, dataset, device, alphas=(ALPHA,)):
-    """Guess each distinct name once per alpha (share of the log prior added back); return the
-    loss and [(top-1, confusion matrix over pairs)]. Top-1 is per name, right if the guess is *one
-    of* its languages: per pair, the one guess for "Abel" (French, German) is right and wrong."""
+    """Return the loss and, per alpha (a share of the log prior added back), (top-1, confusion).
+    Two levels: top-1 per distinct name, right if the guess is one of its languages; the matrix
+    per (name, language) pair. "Abel" (French, German) gets one guess, so one of its pairs fails."""
+    # N distinct names, P (name, language) pairs, L labels
     names = sorted({name for name, _ in dataset})
+    logits = predict(model, names, device)  # (N, L): each distinct name once
     row = {name: i for i, name in enumerate(names)}
-    logits = predict(model, names, device)                          # (names, labels)
-    rows = torch.tensor([row[name] for name, _ in dataset])         # (pairs,): each pair's name
-    truth = torch.tensor([label for _, label in dataset])           # (pairs,)
-    loss = F.cross_entropy(logits[rows] + model.log_prior.cpu(), truth).item()
-    k = logits.size(1)
+    rows = torch.tensor([row[name] for name, _ in dataset])  # (P,): its name's row
+    truth = torch.tensor([label for _, label in dataset])  # (P,): its language
+    prior = model.log_prior.cpu()  # (L,)
+    loss = F.cross_entropy(logits[rows] + prior, truth).item()  # the training loss
     results = []
     for alpha in alphas:
-        guess = (logits + alpha * model.log_prior.cpu()).argmax(dim=1)[rows]  # (pairs,)
-        hits = zip(dataset, (guess == truth).tolist())  # a name is right if any pair is
+        guess = (logits + alpha * prior).argmax(dim=1)[rows]  # (P,): its name's guess
+        # top-1, per name: right if any of its pairs is right
+        hits = zip(dataset, (guess == truth).tolist())
         top1 = len({name for (name, _), hit in hits if hit}) / len(names)
-        # Row = the true language, column = the guess: bincount gives each cell its own bin.
-        results.append((top1, torch.bincount(truth * k + guess, minlength=k * k).view(k, k)))
+        # confusion, per pair: row = the true language, column = the guess; 1 added per pair
+        confusion = torch.zeros(len(prior), len(prior), dtype=torch.long)  # (L, L)
+        confusion.index_put_((truth, guess), torch.ones_like(truth), accumulate=True)
+        results.append((top1, confusion))
     return loss, results
 
-def recall(confusion):  # per language: the share of its pairs guessed as it, (labels,)
+def recall(confusion):
+    """Per language, (L,): the share of its pairs guessed as it."""
     return confusion.diag() / confusion.sum(dim=1).clamp(min=1)
 
-def balanced(confusion):  # mean recall over the languages present, as sklearn defines it
+def balanced(confusion):
+    """The mean recall of the languages present: always answering Russian would score 1/18."""
     return recall(confusion)[confusion.sum(dim=1) > 0].mean().item()
 
 def report(model, test_set, device):
-    """Always answering Russian scores ~0.5 top-1 but 1/18 balanced accuracy, which weighs all
-    languages alike. All of the log prior (share 1) guesses by the data's mix: best top-1, rare
-    languages lost; none: best balanced accuracy. ALPHA, between, flattens it to prior**ALPHA."""
+    """Top-1 and balanced accuracy at the shares of "Logit adjustment", then each recall."""
     results = evaluate(model, test_set, device, alphas=(ALPHA, 1.0, 0.0))[1]
     top1, confusion = results[0]
     other = [f"top-1 {t:.3f}, balanced {balanced(c):.3f}" for t, c in results[1:]]
     log(f"\ntest: {len({n for n, _ in test_set})} names | top-1 accuracy {top1:.3f} | balanced "
         f"accuracy {balanced(confusion):.3f} | prior share {ALPHA} | share 1 (no correction): "
         f"{other[0]} | share 0 (languages equally likely): {other[1]}")
-    log(f"\n{'language':<12} {'pairs':>5}  recall at share {ALPHA} (at 1), most common mistake")
-    wrong = confusion - torch.diag(confusion.diag())  # (labels, labels): the mistakes only
-    for i, (r, plain) in enumerate(zip(recall(confusion).tolist(), recall(results[1][1]).tolist())):
-        mistake = model.labels[wrong[i].argmax()] if wrong[i].any() else ""
-        log(f"{model.labels[i]:<12} {int(confusion[i].sum()):>5}  {r:.2f} ({plain:.2f}) "
-            f"{'#' * round(20 * r):<20} {mistake}")
+    log(f"\n{'language':<12} {'pairs':>5}  recall at share {ALPHA} (at share 1)")
+    plain = recall(results[1][1]).tolist()
+    for i, r in enumerate(recall(confusion).tolist()):
+        log(f"{model.labels[i]:<12} {int(confusion[i].sum()):>5}  {r:.2f} ({plain[i]:.2f}) "
+            f"{'#' * round(20 * r)}")
 
 # --- Checkpoints -------------------------------------------------------------
 def check_writable(path):
@@ -282,13 +281,13 @@ def save_checkpoint(path, model):
 def load_checkpoint(path, device):
     if not path.is_file():
         sys.exit(f"error: no checkpoint at {path}; train one first: python {HERE.name}/train.py")
-    try:  # weights_only=True: only tensors and plain containers, a foreign file runs no code
+    try:  # weights_only=True: tensors and plain data only, so a file runs no code
         state = torch.load(path, map_location=device, weights_only=True)
         if (kind := state.get("kind")) == KIND:
             model = NameClassifier(**state["config"])
             model.load_state_dict(state["model"])
             return model.to(device)
-    except Exception as e:  # not a torch file, not a dict, missing keys, other sizes...
+    except Exception as e:  # not torch's, not a dict, missing keys, wrong sizes...
         sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
     sys.exit(f"error: {path} is a {kind or 'foreign'} checkpoint, not {KIND}")
 
@@ -303,25 +302,21 @@ def pick_device(name):
     return torch.device(name)
 
 def clean(raw, stoi):
-    """Transliterate a user's name to the model's alphabet; return (name, problem or None)."""
-    name = unidecode(raw[:4 * MAX_CHARS]).strip()  # "Пушкин" -> "Pushkin", "山田" -> "Shan Tian"
-    unknown = sorted({c for c in name if c not in stoi})
+    """Transliterate a name, keep the characters the model knows; return (name, problem or None)."""
+    name = unidecode(raw[:4 * MAX_CHARS]).strip()  # "Пушкин" -> "Pushkin"
     name = "".join(c for c in name if c in stoi)[:MAX_CHARS]
     if not any(c.isalpha() for c in name):
         return None, f"{raw[:40]!r} has no letters the model knows; give a name like 'Hinton'"
-    if unknown:
-        log(f"note: ignored characters the model never saw in {raw[:40]!r}: {''.join(unknown)!r}")
     return name, None
 
 def predict_command(model, raw_names, device, blank_ok=False):
-    """Print a tab-separated line per name in input order; return how many failed (echoed alone,
-    error on stderr; blank stays blank if blank_ok). Probabilities: softmax(logits + ALPHA * log
-    prior), beliefs under the prior flattened to prior**ALPHA; the first is evaluate()'s guess."""
+    """Print a tab-separated line per name in input order; return 1 if one failed (echoed alone,
+    error on stderr; blank stays blank if blank_ok). Probabilities: those the report scores."""
     cleaned = [clean(raw, model.stoi) if raw.strip() or not blank_ok else (None, None)
                for raw in raw_names]
     good = [name for name, _ in cleaned if name]
-    probs = iter((predict(model, good, device) + ALPHA * model.log_prior.cpu()).softmax(dim=1)
-                 if good else [])
+    logits = predict(model, good, device) if good else torch.zeros(0, len(model.labels))
+    probs = iter((logits + ALPHA * model.log_prior.cpu()).softmax(dim=1))
     for raw, (name, problem) in zip(raw_names, cleaned):
         out = [raw.replace("\t", " ")]  # a tab inside a name would add a column
         if problem:
@@ -330,7 +325,7 @@ def predict_command(model, raw_names, device, blank_ok=False):
             top_p, top_i = next(probs).topk(min(3, len(model.labels)))
             out += [f"{model.labels[i]} {p:.2f}" for p, i in zip(top_p, top_i.tolist())]
         print("\t".join(out))
-    return sum(problem is not None for _, problem in cleaned)
+    return 1 if any(problem for _, problem in cleaned) else 0
 
 def in_range(kind, low, high=math.inf):
     """An argparse type: a number of `kind` in [low, high]; nan fails every comparison."""
@@ -344,9 +339,9 @@ def in_range(kind, low, high=math.inf):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, not the usage
+    p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, no usage
     add = p.add_argument
-    add("--data-dir", type=Path, default=HERE.parent / "data", help="holds names/<lang>.txt")
+    add("--data-dir", type=Path, default=HERE.parent / "data", help="holds names/<label>.txt")
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
@@ -364,7 +359,7 @@ def main(argv=None):
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights and dropout
-    saved = []  # what save() wrote: a Ctrl-C may only promise a model this run saved
+    saved = []  # what save() wrote: a Ctrl-C promises only a model this run saved
     def save(model):
         save_checkpoint(args.checkpoint, model)
         saved.append(args.checkpoint)
@@ -376,18 +371,17 @@ def main(argv=None):
                     stream.reconfigure(errors="replace")
             from_stdin = args.predict == ["-"]
             names = sys.stdin.read().splitlines() if from_stdin else args.predict
-            sys.exit(1 if predict_command(model, names, device, blank_ok=from_stdin) else 0)
+            sys.exit(predict_command(model, names, device, blank_ok=from_stdin))
         check_writable(args.checkpoint)
         labels, examples = read_names(args.data_dir)
         train_set, val_set, test_set = split_by_name(examples, args.seed)
         chars = sorted(set("".join(name for name, _ in train_set)))
+        counts = torch.bincount(torch.tensor([y for _, y in train_set]), minlength=len(labels))
         log(f"{len(examples)} (name, language) pairs, {len(labels)} languages, {len(chars)} "
             f"characters | train {len(train_set)}, val {len(val_set)}, test {len(test_set)}")
-        model = NameClassifier(chars, labels).to(device)
-        counts = torch.bincount(torch.tensor([y for _, y in train_set]), minlength=len(labels))
-        model.log_prior.copy_((counts.clamp(min=1) / counts.sum()).log())  # (labels,)
+        model = NameClassifier(chars, labels, counts.tolist()).to(device)
         train(args, model, train_set, val_set, device, save)
-        model = load_checkpoint(args.checkpoint, device)  # the saved weights: see train()
+        model = load_checkpoint(args.checkpoint, device)  # what train() saved last
         report(model, test_set, device)
         log(f"\nsaved {args.checkpoint}")
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
@@ -398,7 +392,7 @@ def main(argv=None):
         else:
             log("interrupted before the first save: no checkpoint was written")
         sys.exit(130)
-    except BrokenPipeError:  # the reader left (`| head -1`): end quietly, the Python docs' way
+    except BrokenPipeError:  # the reader left (`| head -1`): end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 

@@ -132,7 +132,7 @@ def test_folder_without_txt_files(tmp_path):
     (tmp_path / "names").mkdir()
     (tmp_path / "names" / "notes.md").write_text("hello")
     code, _, err = call(cls, "--data-dir", tmp_path, "--checkpoint", tmp_path / "m.pt")
-    assert code == 1 and "no <language>.txt files" in err
+    assert code == 1 and "needs two or more <language>.txt files" in err
 
 
 def test_unreadable_data_file(tmp_path):
@@ -185,11 +185,57 @@ def test_prior_is_saved_and_ranks_the_predictions(checkpoint):
         assert line.split("\t")[1].split(" ")[0] == model.labels[best]  # first guess = argmax
 
 
-def test_last_epochs_save_the_running_mean(names_data, tmp_path):
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def test_every_epoch_saved_and_the_last_ones_averaged(names_data, tmp_path, monkeypatch):
+    saves, averaged = [], []  # the weights saved after each epoch; those averaged
+    save, update = cls.save_checkpoint, torch.optim.swa_utils.AveragedModel.update_parameters
+
+    def spy_save(path, model):
+        saves.append(weights(model))
+        save(path, model)
+
+    def spy_update(self, model):
+        averaged.append(weights(model))
+        update(self, model)
+
+    monkeypatch.setattr(cls, "save_checkpoint", spy_save)
+    monkeypatch.setattr(torch.optim.swa_utils.AveragedModel, "update_parameters", spy_update)
+    epochs = cls.AVERAGE + 2
     code, _, err = call(cls, "--data-dir", names_data, "--checkpoint", tmp_path / "m.pt",
-                        "--epochs", 3, "--batch-size", 16)
+                        "--epochs", epochs, "--batch-size", 32)
     assert code == 0, err
-    assert cls.AVERAGE >= 3 and err.count("(saved)") == 3  # in the window: saved every epoch
+    assert len(saves) == epochs and len(averaged) == cls.AVERAGE
+    for name, value in saves[-1].items():  # the file holds the mean of the last AVERAGE epochs
+        mean = torch.stack([w[name] for w in averaged]).mean(dim=0)
+        assert torch.allclose(value, mean, atol=1e-6), name
+    first = epochs - cls.AVERAGE  # epochs before the window: the model itself is saved
+    assert torch.equal(saves[first]["head.weight"], averaged[0]["head.weight"])  # a copy
+    assert not torch.equal(saves[0]["head.weight"], saves[1]["head.weight"])
+
+
+def test_prior_is_the_log_of_the_label_shares():
+    model = cls.NameClassifier(list("abc"), ["x", "y"], [3, 1])
+    assert model.log_prior.exp().tolist() == pytest.approx([0.75, 0.25])
+    assert model.config["label_counts"] == [3, 1]  # so the checkpoint rebuilds it
+
+
+def test_forward_reads_the_last_layers_final_states():
+    torch.manual_seed(0)
+    model = cls.NameClassifier(list("abc"), ["x", "y"], [1, 1], embed_size=4, hidden_size=5,
+                               dropout=0.0)
+    model.rnn = torch.nn.GRU(4, 5, num_layers=2, batch_first=True, bidirectional=True)
+    x, lengths = cls.encode(["ab", "ca"], model.stoi, "cpu")  # same length: no padding
+    out, _ = model.rnn(model.embed(x))  # (B, T, 2H): the last layer, both directions
+    last = torch.cat([out[:, -1, :5], out[:, 0, 5:]], dim=1)  # forward at the end, backward at 0
+    assert torch.allclose(model(x, lengths), model.head(last), atol=1e-6)
+
+
+def test_stdin_of_blank_lines_only(checkpoint):
+    code, out, err = predict(checkpoint, "-", stdin="\n\n")
+    assert code == 0 and out == "\n\n", err
 
 
 def test_unwritable_checkpoint(names_data, tmp_path, monkeypatch):
