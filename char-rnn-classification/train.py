@@ -12,6 +12,7 @@ Since the 2017 tutorial:
 """
 
 import argparse
+import io
 import math
 import os
 import random
@@ -54,11 +55,8 @@ def download(data_dir):
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
-            archive = Path(tmp) / "data.zip"
             with urllib.request.urlopen(DATA_URL, timeout=60) as response:
-                archive.write_bytes(response.read())
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(tmp)
+                zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
             for item in (Path(tmp) / "data").iterdir():
                 if not (data_dir / item.name).exists():
                     os.replace(item, data_dir / item.name)
@@ -257,13 +255,13 @@ def report(model, test_set, device):
 # --- Checkpoints -------------------------------------------------------------
 def check_writable(path):
     """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
-    if path.is_dir():
-        sys.exit(f"error: --checkpoint {path} is a folder; name a file, e.g. {path / 'model.pt'}")
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(b"")
+        tmp.touch()
         tmp.unlink()
+        if path.is_dir():
+            raise IsADirectoryError(path)
     except OSError as e:
         sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 

@@ -1,19 +1,17 @@
 """Generate surnames that sound like a chosen language with a character-level LSTM.
-
 A language model over characters, conditioned on the language: it learns p(next character |
 language, characters so far) from names/<label>.txt files, then writes names letter by letter.
-
     python char-rnn-generation/train.py                       # train (~1-2 min on 2 CPU cores)
     python char-rnn-generation/train.py --sample --language Russian --num 5 --seed 1
     python char-rnn-generation/train.py --sample --language Irish Scottish --temperature 0.7
-
-Training keeps the checkpoint best on validation and reports samples, then the test NLL per
-character beside a uniform guess and a bigram model. `--sample` prints names, one a line.
-Since the 2017 tutorial: its cell had no nonlinearity, it trained one name at a time, measured
-nothing on held-out names, and sampled from a fixed first letter with dropout still on.
+Training prints samples, then the test NLL per character beside a uniform guess and a bigram
+model. `--sample` prints names, one a line. Since the 2017 tutorial:
+- an LSTM, not a hand-written cell with no nonlinearity, trained on padded batches of names;
+- a held-out NLL; names sampled with dropout off, from no given first letter, never empty.
 """
 
 import argparse
+import io
 import math
 import os
 import random
@@ -22,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from collections import namedtuple
 from pathlib import Path
 
 import torch
@@ -34,18 +33,15 @@ DATA_URL = os.environ.get("PRACTICAL_PYTORCH_DATA_URL",
                           "https://download.pytorch.org/tutorial/data.zip")
 HERE = Path(__file__).resolve().parent
 PAD = 0  # fills names shorter than the longest of their batch; the loss ignores it
-START = 1  # the first input of every name: no seed letter, p(first letter) is learned too
+START = 1  # the first input of every name, so p(first letter) is learned too
 END = 2  # predicted after the last letter: how the model learns where names stop
 N_SPECIAL = 3  # character i of the vocabulary is token i + 3
-MAX_LEN = 30  # sampling cap on drawn characters: the longest training surname has 20
+MAX_LEN = 30  # cap on the symbols drawn per name, END included; the longest surname has 20
 REPORT_SAMPLES = 10  # samples per language in the final report, at temperature 1.0
-WEIGHT_DECAY = 0.01  # AdamW pulls every weight towards 0, apart from the gradient step
-GRAD_CLIP = 1.0  # clip the gradient norm at this value: tames the odd exploding step
-NO_GRAD_BATCH = 2048  # names at once to score or sample; measured: 1/3 less CPU than 32768
-# Wider nets with more dropout fit new names better, at a cost; test NLL, mean of
-# 3 seeds (README): 256 units, dropout .3: 1.809; these: 1.801, 1.3-1.6x the time;
-# 384 units, dropout .4: 1.797, 1.8x the time and sampling under 8,000 names/s
-CONFIG = {"embed_size": 32, "hidden_size": 320, "dropout": 0.4}  # the model's sizes
+WEIGHT_DECAY = 0.01  # AdamW pulls every weight towards 0, apart from the gradient
+GRAD_CLIP = 1.0  # the gradient norm is clipped here, so no odd batch blows up
+NO_GRAD_BATCH = 2048  # names scored or sampled at once; more are no faster
+CONFIG = {"embed_size": 32, "hidden_size": 320, "dropout": 0.4}  # wider: better, but slower
 
 def log(*parts):
     """Progress, notes and errors go to stderr, so stdout carries only the answers."""
@@ -61,11 +57,8 @@ def download(data_dir):
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
-            archive = Path(tmp) / "data.zip"
             with urllib.request.urlopen(DATA_URL, timeout=60) as response:
-                archive.write_bytes(response.read())
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(tmp)
+                zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
             for item in (Path(tmp) / "data").iterdir():
                 if not (data_dir / item.name).exists():
                     os.replace(item, data_dir / item.name)
@@ -80,9 +73,9 @@ def read_names(data_dir):
     files = sorted((data_dir / "names").glob("*.txt"))
     if not files:
         sys.exit(f"error: no names/<label>.txt files in {data_dir}; pass --data-dir")
-    pairs = set()  # Arabic.txt lists ~100 names twenty times: once each teaches as much
+    pairs = set()  # Arabic.txt lists ~100 names twenty times: once teaches as much
     for label, path in enumerate(files):
-        try:  # errors="replace": a stray non-UTF-8 byte costs one letter, not the run
+        try:  # errors="replace": a stray non-UTF-8 byte costs a letter, not the run
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError as e:  # a folder named English.txt, no permission...
             sys.exit(f"error: cannot read {path} ({e.strerror}); check it or pass --data-dir")
@@ -101,33 +94,26 @@ def split_by_name(pairs, seed):
     sides = [set(names[:n_train]), set(names[n_train:n_val]), set(names[n_val:])]
     return [[pair for pair in pairs if pair[0] in side] for side in sides]
 
+# An encoded split: tokens (n, longest + 2), each row START c1 ... cn END PAD...; labels (n,).
+Names = namedtuple("Names", ["tokens", "labels"])
+
 def encode(pairs, stoi):
-    """(name, label) pairs -> ((tokens (n, longest + 2), labels (n,)), how many were dropped).
-    Rows read START c1 ... cn END PAD...; names with an unseen character are dropped."""
-    kept = [(name, label) for name, label in pairs if all(c in stoi for c in name)]
+    """(name, label) pairs -> (Names, how many were dropped for a character not in stoi)."""
+    kept = [(name, label) for name, label in pairs if set(name) <= stoi.keys()]
     if not kept:  # too few distinct names in the data, or only unseen characters
         sys.exit("error: a split has no usable names; the data needs 10 or more distinct names")
     rows = [torch.tensor([START] + [stoi[c] for c in name] + [END]) for name, _ in kept]
     tokens = pad_sequence(rows, batch_first=True, padding_value=PAD)
-    return (tokens, torch.tensor([label for _, label in kept])), len(pairs) - len(kept)
-
-def make_batch(data, rows, device):
-    """Rows of an encoded set -> inputs, targets (batch, time), labels (batch,). Teacher
-    forcing: the model reads the true name shifted right by one, and every position learns the
-    next true symbol, all in one parallel pass:
-        inputs    <S>  H   i   n   t   o   n
-        targets    H   i   n   t   o   n  <E>
-    Its cost, exposure bias: training never shows the model its own mistakes, so a sampled
-    name that takes an odd turn goes on from a prefix unlike any it learned from."""
-    x = data[0][rows]  # (batch, longest name in the whole set + 2): the tokens
-    x = x[:, :int((x != PAD).sum(1).max())]  # drop the columns that are all padding here
-    return x[:, :-1].to(device), x[:, 1:].to(device), data[1][rows].to(device)
+    return Names(tokens, torch.tensor([label for _, label in kept])), len(pairs) - len(kept)
 
 # --- Model -------------------------------------------------------------------
 class NameGenerator(nn.Module):
-    """Language embedding + character embedding -> LSTM -> logits for the next symbol.
-    The language's learned vector joins the character embedding at *every* step, so each
-    prediction can consult it. Logits: one unnormalised score per symbol; softmax makes p."""
+    """Language embedding + character embedding -> LSTM -> logits for the next symbol. The
+    language's learned vector joins the character embedding at *every* step, so each prediction
+    can consult it. Logits: one unnormalised score per symbol; softmax makes p. The LSTM carries
+    two states along a name: c, the cell state, a memory its learned gates add to and erase at
+    each step, and h, the hidden state, what it reads out of c as its output. forward() returns
+    (h, c) after the last column: meaningful for unpadded input (as when sampling) only."""
     def __init__(self, chars, labels, embed_size, hidden_size, dropout):
         super().__init__()
         self.config = dict(chars=chars, labels=labels, embed_size=embed_size,
@@ -137,32 +123,41 @@ class NameGenerator(nn.Module):
         vocab_size = len(chars) + N_SPECIAL
         self.label_embedding = nn.Embedding(len(labels), embed_size)
         self.char_embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD)
-        # nn.LSTM replaces the tutorial's i2h/i2o Linear layers (GRU: measured ~0.02 worse NLL)
         self.rnn = nn.LSTM(2 * embed_size, hidden_size, batch_first=True)
-        self.dropout = nn.Dropout(dropout)  # on in train(), off in eval(): sample in eval()
+        self.dropout = nn.Dropout(dropout)  # on in train(), off in eval()
         self.head = nn.Linear(hidden_size, vocab_size)
+
     def forward(self, labels, inputs, hidden=None):
-        B, T = inputs.shape  # batch size, time steps; labels (B,)
-        chars = self.char_embedding(inputs)  # (B, T, embed)
-        lang = self.label_embedding(labels)[:, None, :].expand(B, T, -1)  # (B, T, embed)
+        B, T = inputs.shape  # names, steps; E, H, V: embedding, hidden, vocab sizes
+        chars = self.char_embedding(inputs)  # (B, T, E)
+        lang = self.label_embedding(labels)[:, None].expand(B, T, -1)  # (B, T, E)
         # No pack_padded_sequence needed: padding sits at the end and the LSTM only looks back,
         # so outputs at real positions never see a pad; the loss ignores the pad positions.
-        out, hidden = self.rnn(torch.cat([chars, lang], dim=-1), hidden)  # (B, T, hidden)
-        return self.head(self.dropout(out)), hidden  # (B, T, vocab), (h, c) each (1, B, hidden)
+        out, hidden = self.rnn(torch.cat([chars, lang], -1), hidden)  # (B, T, H)
+        return self.head(self.dropout(out)), hidden  # (B, T, V); h and c (1, B, H)
 
 # --- Training ----------------------------------------------------------------
 def batches(tokens, batch_size, gen):
-    """Shuffle, sort by length (stable), cut, shuffle the batches: names of one length pad
-    little, half the compute of random batches and (measured) no worse validation NLL."""
+    """Shuffle, sort by length (stable), cut, shuffle the batches: names of one length need
+    little padding, so little compute is spent on pads, and the order stays random."""
     order = torch.randperm(len(tokens), generator=gen)
     order = order[(tokens[order] != PAD).sum(1).argsort(stable=True)]  # (names,)
     cut = order.split(batch_size)
     return [cut[i] for i in torch.randperm(len(cut), generator=gen).tolist()]
 
 def batch_loss(model, data, rows, device, reduction="mean"):
-    """Cross-entropy of each next symbol of a batch; returns (loss, symbols counted)."""
-    inputs, targets, labels = make_batch(data, rows, device)
-    logits, _ = model(labels, inputs)  # (batch, time, vocab)
+    """Cross-entropy of each next symbol of the names at `rows`; returns (loss, symbols counted).
+    Teacher forcing: the model reads the true name shifted right by one, and every position
+    learns the next true symbol, all in one parallel pass:
+        inputs    <S>  H   i   n   t   o   n
+        targets    H   i   n   t   o   n  <E>
+    Its cost, exposure bias: training never shows the model its own mistakes, so a sampled name
+    that takes an odd turn goes on from a prefix unlike any it learned from."""
+    x = data.tokens[rows]  # (B, longest name in the whole set + 2)
+    x = x[:, :int((x != PAD).sum(1).max())].to(device)  # (B, T + 1): all-pad columns dropped
+    inputs = x[:, :-1]  # (B, T)
+    targets = x[:, 1:]  # (B, T)
+    logits, _ = model(data.labels[rows].to(device), inputs)  # (B, T, vocab)
     # cross_entropy (the old LogSoftmax + NLLLoss) wants (N, classes); ignore_index skips pads.
     loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                        ignore_index=PAD, reduction=reduction)
@@ -170,10 +165,9 @@ def batch_loss(model, data, rows, device, reduction="mean"):
 
 def train(args, model, train_set, val_set, device, save):
     """Mini-batches of padded names, AdamW, clipping, cosine decay; validate every epoch."""
-    # AdamW: a step size per weight, and weight decay; the 2017 code hand-wrote SGD.
-    # fused=True: one kernel updates all weights, 6x faster on a CPU than a loop.
+    # AdamW: a step size per weight, and weight decay; fused=True updates all in one kernel.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
-    steps_per_epoch = math.ceil(len(train_set[1]) / args.batch_size)
+    steps_per_epoch = math.ceil(len(train_set.labels) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
@@ -181,12 +175,11 @@ def train(args, model, train_set, val_set, device, save):
     batch_order = torch.Generator().manual_seed(args.seed)  # shuffles batches only
     step = 0
     best = math.inf
-    losses = []
     start = time.time()
     for epoch in range(1, epochs + 1):
         model.train()
-        for rows in batches(train_set[0], args.batch_size, batch_order):
-            loss = batch_loss(model, train_set, rows, device)[0]  # forward and loss
+        for rows in batches(train_set.tokens, args.batch_size, batch_order)[:total_steps - step]:
+            loss, _ = batch_loss(model, train_set, rows, device)  # forward and loss
 
             opt.zero_grad(set_to_none=True)  # backward and update
             loss.backward()
@@ -195,107 +188,115 @@ def train(args, model, train_set, val_set, device, save):
             sched.step()
             step += 1
 
-            losses.append(loss.item())  # log the mean loss
-            if step % args.log_every == 0 or step == total_steps:
+            if step % args.log_every == 0 or step == total_steps:  # log
                 elapsed = time.time() - start
-                log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss "
-                    f"{sum(losses) / len(losses):.4f} | {elapsed:.0f}s elapsed, ETA "
-                    f"{elapsed / step * (total_steps - step):.0f}s")
-                losses = []
-            if step == total_steps:
-                break
+                log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss {loss.item():.4f} "
+                    f"| {elapsed:.0f}s elapsed, ETA {elapsed / step * (total_steps - step):.0f}s")
         val = evaluate(model, val_set, device)
-        if not math.isfinite(val):  # diverged: never let an older checkpoint pass as this run's
+        if not math.isfinite(val):  # diverged: no older model may pass for it
             sys.exit(f"error: the loss became {val}; try a lower --lr")
-        improved = val < best  # keep only the best model on validation: later epochs overfit
-        log(f"epoch {epoch}/{epochs} | val nll {val:.4f} nats/char{' | saved' if improved else ''}")
-        if improved:
+        log(f"epoch {epoch}/{epochs} done | val NLL {val:.4f} nats/char")
+        if val < best:  # later epochs can overfit: keep the best model on validation
             best = val
             save(model)
 
 # --- Evaluation --------------------------------------------------------------
-@torch.inference_mode()  # replaces volatile=True Variables: no autograd graph is recorded
+@torch.inference_mode()  # replaces volatile=True Variables: no autograd graph
 def evaluate(model, data, device):
-    """NLL per character: the mean of -ln p(true next symbol) over every symbol the model
-    predicts (each character, the first included, and each END). Natural logarithms give nats;
-    bits = nats / ln 2. Perplexity e^NLL: as unsure as a fair choice among that many symbols."""
+    """NLL per character: the mean of -ln p(true next symbol) over every symbol the model predicts
+    (each character, the first included, and each END). Natural logarithms give nats; bits = nats
+    / ln 2. Perplexity e^NLL: the model is as unsure as a fair choice among that many symbols."""
     model.eval()
-    sums = [batch_loss(model, data, rows, device, reduction="sum")  # (summed loss, symbols)
-            for rows in torch.arange(len(data[1])).split(NO_GRAD_BATCH)]
+    chunks = torch.arange(len(data.labels)).split(NO_GRAD_BATCH)  # rows per batch
+    sums = [batch_loss(model, data, rows, device, reduction="sum") for rows in chunks]
     return sum(loss.item() for loss, _ in sums) / sum(n for _, n in sums)
 
-def bigrams(tokens, labels):  # (label, previous, next) of every pair of neighbours, END too
-    real = tokens[:, 1:] != PAD  # (names, time): True where a real next symbol is predicted
-    return labels[:, None].expand_as(real)[real], tokens[:, :-1][real], tokens[:, 1:][real]
+def bigrams(data):
+    """Each pair of neighbours (START -> 1st letter, ..., last -> END): label, previous, next."""
+    real = data.tokens[:, 1:] != PAD  # (names, time): a real next symbol
+    labels = data.labels[:, None].expand_as(real)  # (names, time)
+    return labels[real], data.tokens[:, :-1][real], data.tokens[:, 1:][real]
 
 def bigram_nll(train_set, test_set, n_labels, n_tokens):
-    """The baseline to beat: per language, count the neighbours in the training names (START ->
-    first letter, ..., last -> END), add one to every count (so no p = 0), score held-out names."""
+    """The baseline to beat, a bigram model per language. For each pair of neighbours in the
+    training names, counts[label, previous, next] += 1: index_put_ with accumulate=True adds them
+    all in one call, a pair seen twice counting twice (without accumulate, the second would only
+    overwrite the first). Add-one smoothing adds 1 to every count, so no held-out pair gets p = 0;
+    that adds V to each row's total, one per symbol that can follow, so that p still sums to 1."""
     counts = torch.zeros(n_labels, n_tokens, n_tokens)  # (label, previous, next)
-    counts.index_put_(bigrams(*train_set), torch.tensor(1.0), accumulate=True)
+    counts.index_put_(bigrams(train_set), torch.tensor(1.0), accumulate=True)
     V = n_tokens - 2  # the characters and END: PAD and START are never predicted
-    log_p = ((counts + 1) / (counts.sum(-1, keepdim=True) + V)).log()
-    return -log_p[bigrams(*test_set)].mean().item()
+    log_p = ((counts + 1) / (counts.sum(-1, keepdim=True) + V)).log()  # like counts
+    return -log_p[bigrams(test_set)].mean().item()
 
 @torch.inference_mode()
-def sample(model, label, num, chars, device, temperature=1.0):
-    """Draw `num` names for one label, all at once, one character per step. A name that ends
-    leaves the batch; one still going after MAX_LEN characters is drawn again (a note says)."""
+def sample(model, label, num, device, temperature=1.0):
+    """Draw `num` names for one label at once, a symbol per step, from p: the argmax would write
+    one name per language, always the same. The temperature divides the logits: below 1 it
+    sharpens p, above 1 it flattens it. A name still going after MAX_LEN is drawn again."""
     model.eval()  # dropout off: the 2017 tutorial sampled with it still on
     names = []
     redrawn = 0
     while len(names) < num:
         n = min(num - len(names), NO_GRAD_BATCH)
-        out = torch.full((n, MAX_LEN), PAD, device=device)  # (n, MAX_LEN): the drawn symbols
-        rows = torch.arange(len(out), device=device)  # (rows,): the unfinished names' rows
-        inputs = torch.full((len(rows), 1), START, device=device)  # (rows, 1)
-        hidden = None
+        out = torch.full((n, MAX_LEN), PAD, device=device)  # the drawn symbols
+        rows = torch.arange(n, device=device)  # (rows,): the unfinished names' rows
+        token = torch.full((n, 1), START, device=device)  # (rows, 1): read next
+        hidden = None  # then (h, c): all that each unfinished name has read so far
         for t in range(MAX_LEN):
-            logits, hidden = model(torch.full_like(rows, label), inputs, hidden)  # (h, c): the past
-            logits = logits[:, -1] / temperature  # (rows, vocab): <1 sharpens, >1 flattens
+            logits, hidden = model(torch.full_like(rows, label), token, hidden)
+            logits = logits[:, -1] / temperature  # (rows, vocab)
             logits[:, [PAD, START]] = -math.inf  # never emit these two
-            token = torch.multinomial(logits.softmax(-1), 1)  # (rows, 1): draw, never argmax
+            # END first would make an empty name. Masked at t = 0, it leaves p(first letter)
+            # renormalised over the letters: the model's own odds, given that a name starts.
+            if t == 0:
+                logits[:, END] = -math.inf
+            token = torch.multinomial(logits.softmax(-1), 1)  # (rows, 1)
             out[rows, t] = token[:, 0]
             alive = token[:, 0] != END  # (rows,): the names still being written
+            if not alive.any():
+                break
             rows = rows[alive]
-            inputs = token[alive]
+            token = token[alive]
             hidden = tuple(h[:, alive] for h in hidden)  # (1, rows, hidden) each
         ended = out[(out == END).any(1)]  # cut off at MAX_LEN: drawn again
         redrawn += n - len(ended)
-        if redrawn > 10 * num:  # e.g. a very low --temperature stuck in a loop of letters
+        if redrawn > 10 * num:  # e.g. a very low --temperature stuck in a loop
             sys.exit(f"error: most names do not end within {MAX_LEN} characters; try --temperature")
-        names += ["".join(chars[i - N_SPECIAL] for i in row if i > END) for row in ended.tolist()]
+        for row in ended.tolist():
+            names.append("".join(model.chars[i - N_SPECIAL] for i in row if i > END))
     if redrawn:
         log(f"{redrawn} names did not end within {MAX_LEN} characters and were drawn again")
     return names
 
-def report(model, train_set, test_set, dropped, train_names, chars, labels, device):
+def report(model, train_set, test_set, dropped, train_names, device):
     """Samples from every label, then the held-out NLL beside two baselines: a uniform guess
     over the V symbols (characters and END) scores ln V; a bigram model, what pairs know."""
     log(f"\nsamples at temperature 1.0, {REPORT_SAMPLES} per label (first 5 shown):")
     every = []
-    for i, label in enumerate(labels):
-        every += sample(model, i, REPORT_SAMPLES, chars, device)
+    for i, label in enumerate(model.labels):
+        every += sample(model, i, REPORT_SAMPLES, device)
         log(f"  {label:<12} {', '.join(every[-REPORT_SAMPLES:][:5])}")
     test = evaluate(model, test_set, device)
-    bigram = bigram_nll(train_set, test_set, len(labels), len(chars) + N_SPECIAL)
-    new = sum(name not in train_names for name in every)  # samples that are not training names
-    log(f"\ntest: {len(test_set[1])} (name, label) pairs ({dropped} dropped: unseen character) | "
-        f"NLL {test:.4f} nats/char = {test / math.log(2):.4f} bits/char, perplexity "
-        f"{math.exp(test):.2f} | uniform ln(V = {len(chars) + 1}) {math.log(len(chars) + 1):.4f} "
-        f"| add-one bigram {bigram:.4f} | {len(every)} samples: {new / len(every):.1%} new, "
+    V = len(model.chars) + 1
+    bigram = bigram_nll(train_set, test_set, len(model.labels), V + 2)
+    new = sum(name not in train_names for name in every)  # not a training name
+    log(f"\ntest: {len(test_set.labels)} (name, label) pairs ({dropped} dropped: unseen "
+        f"character) | NLL {test:.4f} nats/char = {test / math.log(2):.4f} bits/char, perplexity "
+        f"{math.exp(test):.2f} | uniform ln(V = {V}) {math.log(V):.4f} | add-one bigram "
+        f"{bigram:.4f} | {len(every)} samples: {new / len(every):.1%} new, "
         f"{len(set(every)) / len(every):.1%} distinct")
 
 # --- Checkpoints -------------------------------------------------------------
 def check_writable(path):
     """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
-    if path.is_dir():
-        sys.exit(f"error: --checkpoint {path} is a folder; name a file, e.g. {path / 'model.pt'}")
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(b"")
+        tmp.touch()
         tmp.unlink()
+        if path.is_dir():
+            raise IsADirectoryError(path)
     except OSError as e:
         sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 
@@ -311,18 +312,17 @@ def save_checkpoint(path, model):
         sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 
 def load_checkpoint(path, device):
-    """Rebuild the model; every way a checkpoint can be wrong is a one-line error."""
     if not path.is_file():
-        sys.exit(f"error: no checkpoint at {path}; train one first: python {KIND}/train.py")
+        sys.exit(f"error: no checkpoint at {path}; train one first: python {HERE.name}/train.py")
     try:  # weights_only=True: only tensors and plain containers, a foreign file runs no code
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-        if (kind := ckpt.get("kind")) == KIND:
-            model = NameGenerator(**ckpt["config"])
-            model.load_state_dict(ckpt["model"])
-            return model.to(device)
-    except Exception as e:  # not a torch file, not a dict, missing keys, other sizes...
+        state = torch.load(path, map_location=device, weights_only=True)
+        if state.get("kind") != KIND:
+            sys.exit(f"error: {path} is a {state.get('kind') or 'foreign'} checkpoint, not {KIND}")
+        model = NameGenerator(**state["config"])
+        model.load_state_dict(state["model"])
+    except Exception as e:  # not torch's, not a dict, missing keys, other sizes
         sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
-    sys.exit(f"error: {path} is a {kind or 'foreign'} checkpoint, not {KIND}")
+    return model.to(device)
 
 # --- Command line ------------------------------------------------------------
 def pick_device(name):
@@ -345,44 +345,45 @@ def in_range(kind, low, high=math.inf):
 
 def run_sampling(args, device):
     model = load_checkpoint(args.checkpoint, device)
-    chars = model.chars
     labels = model.labels
     wanted = labels if "all" in args.language else list(dict.fromkeys(args.language))
-    if unknown := [w for w in wanted if w not in labels]:
+    unknown = [w for w in wanted if w not in labels]
+    if unknown:
         sys.exit(f"error: unknown --language {unknown[0]!r}; known: {', '.join(labels)}, all")
     for language in wanted:
         if len(wanted) > 1:
             log(f"# {language}")
-        names = sample(model, labels.index(language), args.num, chars, device, args.temperature)
+        names = sample(model, labels.index(language), args.num, device, args.temperature)
         print("\n".join(names), flush=True)
 
 def run_training(args, device, save):
     check_writable(args.checkpoint)
     labels, pairs = read_names(args.data_dir)
     train_pairs, val_pairs, test_pairs = split_by_name(pairs, args.seed)
-    chars = sorted({c for name, _ in train_pairs for c in name})  # no fixed alphabet
+    chars = sorted({c for name, _ in train_pairs for c in name})  # any alphabet
     stoi = {c: i + N_SPECIAL for i, c in enumerate(chars)}
-    train_set = encode(train_pairs, stoi)[0]
-    val_set = encode(val_pairs, stoi)[0]
-    test_set, dropped = encode(test_pairs, stoi)
+    train_set, _ = encode(train_pairs, stoi)  # none dropped: stoi is their alphabet
+    val_set, val_dropped = encode(val_pairs, stoi)
+    test_set, test_dropped = encode(test_pairs, stoi)
     model = NameGenerator(chars, labels, **CONFIG).to(device)
     log(f"{len(labels)} labels, {len(pairs)} (name, label) pairs: train {len(train_pairs)}, val "
-        f"{len(val_set[1])}, test {len(test_set[1])}; {len(chars)} characters")
+        f"{len(val_set.labels)}, test {len(test_set.labels)} ({val_dropped} and {test_dropped} "
+        f"dropped: unseen character); {len(chars)} characters")
     train(args, model, train_set, val_set, device, save)
     model = load_checkpoint(args.checkpoint, device)  # the best, not the last
-    report(model, train_set, test_set, dropped, {n for n, _ in train_pairs}, chars, labels, device)
+    report(model, train_set, test_set, test_dropped, {n for n, _ in train_pairs}, device)
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, not the usage
+    p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, no usage
     add = p.add_argument
     add("--data-dir", type=Path, default=HERE.parent / "data", help="holds names/<label>.txt")
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
-    add("--seed", type=in_range(int, 0, 2**63 - 1), default=0, help="seeds the split, the "
-        "weights, the batch order and the sampled names: same seed, same names (--seed 1: new)")
+    add("--seed", type=in_range(int, 0, 2**63 - 1), default=0,
+        help="seeds the split, the weights, the batch order and sampling: same seed, same names")
     add("--epochs", type=in_range(int, 1), default=14, help="passes over the training names")
     add("--max-steps", type=in_range(int, 0), default=0, help="stop after N steps (0: no limit)")
     add("--batch-size", type=in_range(int, 1), default=64, help="names per step")
@@ -415,7 +416,7 @@ def main(argv=None):
         else:
             log("interrupted before the first save: no checkpoint was written")
         sys.exit(130)
-    except BrokenPipeError:  # the reader left (`| head -1`): end quietly, the Python docs' way
+    except BrokenPipeError:  # the reader left (`| head -1`): end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, call, load_script
+from conftest import REPO, call, load_script, make_names
 
 gen = load_script("char-rnn-generation")
 LABELS = ["Ruritanian", "Sylvanian", "Tuscanish"]
@@ -99,18 +99,51 @@ def test_names_that_never_end_are_redrawn(checkpoint, monkeypatch):
 
 def test_sampler_draws_from_the_model(checkpoint):
     """The batched sampler with finished names leaving the batch: first letters follow the
-    model's own p(first letter | language), and no name holds PAD, START or END."""
+    model's own p(first letter | language), renormalised over the letters (END may not come
+    first), and no name holds PAD, START or END."""
     model = gen.load_checkpoint(checkpoint, torch.device("cpu"))
     chars = model.chars
     torch.manual_seed(0)
-    names = gen.sample(model, 1, 4000, chars, torch.device("cpu"))
+    names = gen.sample(model, 1, 4000, torch.device("cpu"))
     assert len(names) == 4000 and all(set(name) <= set(chars) for name in names)
     with torch.inference_mode():
         logits = model(torch.tensor([1]), torch.tensor([[gen.START]]))[0][0, -1]  # (vocab,)
-        logits[[gen.PAD, gen.START]] = -math.inf  # as the sampler does
-        p = logits.softmax(-1)[gen.N_SPECIAL:]  # (chars,): p(first letter); the rest: p(END)
+        logits[[gen.PAD, gen.START, gen.END]] = -math.inf  # as the sampler does at t = 0
+        p = logits.softmax(-1)[gen.N_SPECIAL:]  # (chars,): p(first letter)
     seen = torch.tensor([sum(name[:1] == c for name in names) / 4000 for c in chars])
     assert (seen - p).abs().max() < 0.04, (seen, p)
+
+
+def test_no_empty_names_at_temperature_2(checkpoint):
+    """END drawn first would print an empty line; at temperature 2 the tiny model would draw it
+    first often (checked), yet no name comes out empty."""
+    model = gen.load_checkpoint(checkpoint, torch.device("cpu"))
+    with torch.inference_mode():
+        logits = model(torch.arange(3), torch.full((3, 1), gen.START))[0][:, -1] / 2  # (3, vocab)
+        logits[:, [gen.PAD, gen.START]] = -math.inf
+        p_end = logits.softmax(-1)[:, gen.END]  # (3,): p(END first), were it allowed
+    assert 3000 * p_end.min() > 5, p_end  # unmasked, 3,000 names would hold some empty ones
+    code, out, err = sample(checkpoint, "--language", "all", "--num", "3000", "--temperature", 2)
+    assert code == 0, err
+    names = out.splitlines()
+    assert len(names) == 3 * 3000 and "" not in names
+
+
+def test_sampler_stops_when_every_name_has_ended(checkpoint):
+    """No model call on an empty batch: the loop ends with the last name."""
+    model = gen.load_checkpoint(checkpoint, torch.device("cpu"))
+    rows_per_call = []
+    forward = model.forward
+
+    def counting_forward(labels, inputs, hidden=None):
+        rows_per_call.append(len(inputs))
+        return forward(labels, inputs, hidden)
+
+    model.forward = counting_forward
+    torch.manual_seed(0)
+    assert len(gen.sample(model, 0, 50, torch.device("cpu"))) == 50
+    assert min(rows_per_call) > 0, rows_per_call
+    assert len(rows_per_call) < gen.MAX_LEN  # the training names have 4 to 10 letters
 
 
 def test_unknown_language_lists_known_ones(checkpoint):
@@ -226,11 +259,19 @@ def test_encode_and_teacher_forcing():
     stoi = {"a": 3, "b": 4}
     data, dropped = gen.encode([("ab", 0), ("b", 1), ("ax", 1)], stoi)
     assert dropped == 1  # "x" never seen in training
-    inputs, targets, labels = gen.make_batch(data, torch.tensor([1, 0]), "cpu")
-    S, E, P = gen.START, gen.END, gen.PAD
-    assert inputs.tolist() == [[S, 4, E], [S, 3, 4]]  # the END fed after "b" is never scored
-    assert targets.tolist() == [[4, E, P], [3, 4, E]]
-    assert labels.tolist() == [1, 0]
+    assert data.labels.tolist() == [0, 1]
+    assert data.tokens.tolist() == [[gen.START, 3, 4, gen.END], [gen.START, 4, gen.END, gen.PAD]]
+    seen = []
+
+    def model(labels, inputs):  # records what batch_loss feeds it; uniform logits
+        seen.append((labels.tolist(), inputs.tolist()))
+        return torch.zeros(*inputs.shape, 5), None
+
+    loss, symbols = gen.batch_loss(model, data, torch.tensor([1, 0]), "cpu", reduction="sum")
+    S, E = gen.START, gen.END
+    assert seen == [([1, 0], [[S, 4, E], [S, 3, 4]])]  # the END fed after "b" is never scored
+    assert symbols == 5  # targets [4, E, pad] and [3, 4, E]: the pad is not counted
+    assert loss.item() == pytest.approx(5 * math.log(5))
 
 
 def test_bigram_baseline():
@@ -289,3 +330,23 @@ def test_any_folder_of_labels(tmp_path):
     code, out, err = sample(path, "--language", "Rocky", "--num", "4")
     assert code == 0, err
     assert len(out.splitlines()) == 4
+
+
+def test_dropped_names_are_counted(tmp_path):
+    """A held-out name with a character no training name has is dropped, and the first log
+    line counts those of validation and of test; the test: line repeats the test count."""
+    names = tmp_path / "names"
+    make_names(tmp_path)
+    rare = [f"Zu{c}ka" for c in "0123456789!#$%&+=?@^~"]  # each character in one name only
+    with open(names / "Tuscanish.txt", "a", encoding="utf-8") as f:
+        f.write("\n".join(rare) + "\n")
+    labels, pairs = gen.read_names(tmp_path)
+    train, val, test = gen.split_by_name(pairs, seed=0)
+    expected = [sum(name in rare for name, _ in side) for side in (val, test)]
+    assert sum(expected) > 0  # the split puts some rare names on the held-out sides
+    code, out, err = call(gen, *train_args(tmp_path, tmp_path / "m.pt", steps=2))
+    assert code == 0, err
+    first = [line for line in err.splitlines() if " labels, " in line][0]
+    assert f"({expected[0]} and {expected[1]} dropped: unseen character)" in first, first
+    test_line = [line for line in err.splitlines() if line.startswith("test:")][0]
+    assert f"({expected[1]} dropped: unseen character)" in test_line, test_line
