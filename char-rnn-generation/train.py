@@ -71,8 +71,6 @@ def read_names(data_dir):
     if not (data_dir / "names").is_dir():
         download(data_dir)
     files = sorted((data_dir / "names").glob("*.txt"))
-    if not files:
-        sys.exit(f"error: no names/<label>.txt files in {data_dir}; pass --data-dir")
     pairs = set()  # Arabic.txt lists ~100 names twenty times: once teaches as much
     for label, path in enumerate(files):
         try:  # errors="replace": a stray non-UTF-8 byte costs a letter, not the run
@@ -101,7 +99,7 @@ def encode(pairs, stoi):
     """(name, label) pairs -> (Names, how many were dropped for a character not in stoi)."""
     kept = [(name, label) for name, label in pairs if set(name) <= stoi.keys()]
     if not kept:  # too few distinct names in the data, or only unseen characters
-        sys.exit("error: a split has no usable names; the data needs 10 or more distinct names")
+        sys.exit("error: a split has no usable names; names/<label>.txt need 10+ distinct names")
     rows = [torch.tensor([START] + [stoi[c] for c in name] + [END]) for name, _ in kept]
     tokens = pad_sequence(rows, batch_first=True, padding_value=PAD)
     return Names(tokens, torch.tensor([label for _, label in kept])), len(pairs) - len(kept)
@@ -137,18 +135,9 @@ class NameGenerator(nn.Module):
         return self.head(self.dropout(out)), hidden  # (B, T, V); h and c (1, B, H)
 
 # --- Training ----------------------------------------------------------------
-def batches(tokens, batch_size, gen):
-    """Shuffle, sort by length (stable), cut, shuffle the batches: names of one length need
-    little padding, so little compute is spent on pads, and the order stays random."""
-    order = torch.randperm(len(tokens), generator=gen)
-    order = order[(tokens[order] != PAD).sum(1).argsort(stable=True)]  # (names,)
-    cut = order.split(batch_size)
-    return [cut[i] for i in torch.randperm(len(cut), generator=gen).tolist()]
-
 def batch_loss(model, data, rows, device, reduction="mean"):
-    """Cross-entropy of each next symbol of the names at `rows`; returns (loss, symbols counted).
-    Teacher forcing: the model reads the true name shifted right by one, and every position
-    learns the next true symbol, all in one parallel pass:
+    """Cross-entropy of each next symbol of the names at `rows`, and the symbols counted. Teacher
+    forcing: the model reads the true name shifted right by one, all positions in one pass:
         inputs    <S>  H   i   n   t   o   n
         targets    H   i   n   t   o   n  <E>
     Its cost, exposure bias: training never shows the model its own mistakes, so a sampled name
@@ -164,22 +153,25 @@ def batch_loss(model, data, rows, device, reduction="mean"):
     return loss, int((targets != PAD).sum())
 
 def train(args, model, train_set, val_set, device, save):
-    """Mini-batches of padded names, AdamW, clipping, cosine decay; validate every epoch."""
-    # AdamW: a step size per weight, and weight decay; fused=True updates all in one kernel.
+    """AdamW: Adam's step size per weight, plus weight decay; fused=True: one kernel for all."""
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set.labels) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    batch_order = torch.Generator().manual_seed(args.seed)  # shuffles batches only
+    batch_order = torch.Generator().manual_seed(args.seed)  # shuffles names and batches
     step = 0
     best = math.inf
     start = time.time()
+    lengths = (train_set.tokens != PAD).sum(1)  # (names,)
     for epoch in range(1, epochs + 1):
         model.train()
-        for rows in batches(train_set.tokens, args.batch_size, batch_order)[:total_steps - step]:
-            loss, _ = batch_loss(model, train_set, rows, device)  # forward and loss
+        # Names of one length need little padding: shuffle, sort by length (stable), cut, shuffle.
+        order = torch.randperm(len(lengths), generator=batch_order)
+        batches = order[lengths[order].argsort(stable=True)].split(args.batch_size)
+        for k in torch.randperm(len(batches), generator=batch_order)[:total_steps - step].tolist():
+            loss, _ = batch_loss(model, train_set, batches[k], device)  # forward and loss
 
             opt.zero_grad(set_to_none=True)  # backward and update
             loss.backward()
@@ -201,7 +193,7 @@ def train(args, model, train_set, val_set, device, save):
             save(model)
 
 # --- Evaluation --------------------------------------------------------------
-@torch.inference_mode()  # replaces volatile=True Variables: no autograd graph
+@torch.inference_mode()  # no autograd graph is recorded: faster, and less memory
 def evaluate(model, data, device):
     """NLL per character: the mean of -ln p(true next symbol) over every symbol the model predicts
     (each character, the first included, and each END). Natural logarithms give nats; bits = nats
@@ -218,11 +210,10 @@ def bigrams(data):
     return labels[real], data.tokens[:, :-1][real], data.tokens[:, 1:][real]
 
 def bigram_nll(train_set, test_set, n_labels, n_tokens):
-    """The baseline to beat, a bigram model per language. For each pair of neighbours in the
-    training names, counts[label, previous, next] += 1: index_put_ with accumulate=True adds them
-    all in one call, a pair seen twice counting twice (without accumulate, the second would only
-    overwrite the first). Add-one smoothing adds 1 to every count, so no held-out pair gets p = 0;
-    that adds V to each row's total, one per symbol that can follow, so that p still sums to 1."""
+    """The baseline to beat, a bigram model per language: counts[label, previous, next] += 1 for
+    each pair of neighbours in the training names (index_put_ with accumulate=True adds a pair
+    seen twice twice; without it, the second would overwrite). Add-one smoothing adds 1 to every
+    count, so no held-out pair gets p = 0, and V to each row's total, so p still sums to 1."""
     counts = torch.zeros(n_labels, n_tokens, n_tokens)  # (label, previous, next)
     counts.index_put_(bigrams(train_set), torch.tensor(1.0), accumulate=True)
     V = n_tokens - 2  # the characters and END: PAD and START are never predicted
@@ -343,36 +334,6 @@ def in_range(kind, low, high=math.inf):
         return value
     return number
 
-def run_sampling(args, device):
-    model = load_checkpoint(args.checkpoint, device)
-    labels = model.labels
-    wanted = labels if "all" in args.language else list(dict.fromkeys(args.language))
-    unknown = [w for w in wanted if w not in labels]
-    if unknown:
-        sys.exit(f"error: unknown --language {unknown[0]!r}; known: {', '.join(labels)}, all")
-    for language in wanted:
-        if len(wanted) > 1:
-            log(f"# {language}")
-        names = sample(model, labels.index(language), args.num, device, args.temperature)
-        print("\n".join(names), flush=True)
-
-def run_training(args, device, save):
-    check_writable(args.checkpoint)
-    labels, pairs = read_names(args.data_dir)
-    train_pairs, val_pairs, test_pairs = split_by_name(pairs, args.seed)
-    chars = sorted({c for name, _ in train_pairs for c in name})  # any alphabet
-    stoi = {c: i + N_SPECIAL for i, c in enumerate(chars)}
-    train_set, _ = encode(train_pairs, stoi)  # none dropped: stoi is their alphabet
-    val_set, val_dropped = encode(val_pairs, stoi)
-    test_set, test_dropped = encode(test_pairs, stoi)
-    model = NameGenerator(chars, labels, **CONFIG).to(device)
-    log(f"{len(labels)} labels, {len(pairs)} (name, label) pairs: train {len(train_pairs)}, val "
-        f"{len(val_set.labels)}, test {len(test_set.labels)} ({val_dropped} and {test_dropped} "
-        f"dropped: unseen character); {len(chars)} characters")
-    train(args, model, train_set, val_set, device, save)
-    model = load_checkpoint(args.checkpoint, device)  # the best, not the last
-    report(model, train_set, test_set, test_dropped, {n for n, _ in train_pairs}, device)
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -405,9 +366,32 @@ def main(argv=None):
         saved.append(args.checkpoint)
     try:
         if args.sample:
-            run_sampling(args, device)
-        else:
-            run_training(args, device, save)
+            model = load_checkpoint(args.checkpoint, device)
+            known = model.labels
+            wanted = known if "all" in args.language else list(dict.fromkeys(args.language))
+            unknown = [w for w in wanted if w not in known]
+            if unknown:
+                sys.exit(f"error: unknown --language {unknown[0]!r}; known: "
+                         f"{', '.join(known)}, all")
+            for language in wanted:  # --num names each, in this order
+                names = sample(model, known.index(language), args.num, device, args.temperature)
+                print("\n".join(names), flush=True)
+            return
+        check_writable(args.checkpoint)
+        labels, pairs = read_names(args.data_dir)
+        train_pairs, val_pairs, test_pairs = split_by_name(pairs, args.seed)
+        chars = sorted({c for name, _ in train_pairs for c in name})  # any alphabet
+        stoi = {c: i + N_SPECIAL for i, c in enumerate(chars)}
+        train_set, _ = encode(train_pairs, stoi)  # none dropped: stoi is their alphabet
+        val_set, val_dropped = encode(val_pairs, stoi)
+        test_set, test_dropped = encode(test_pairs, stoi)
+        log(f"{len(labels)} labels, {len(pairs)} (name, label) pairs: train {len(train_pairs)}, "
+            f"val {len(val_set.labels)}, test {len(test_set.labels)} ({val_dropped} and "
+            f"{test_dropped} dropped: unseen character); {len(chars)} characters")
+        model = NameGenerator(chars, labels, **CONFIG).to(device)
+        train(args, model, train_set, val_set, device, save)
+        model = load_checkpoint(args.checkpoint, device)  # the best, not the last
+        report(model, train_set, test_set, test_dropped, {n for n, _ in train_pairs}, device)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
         if args.sample:
             log("interrupted")

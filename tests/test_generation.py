@@ -74,8 +74,7 @@ def test_sampling_prints_names(checkpoint):
     assert len(out.splitlines()) == 7
     code, out, err = sample(checkpoint, "--language", "all", "--num", "2", "--temperature", "0.5")
     assert code == 0, err
-    assert len(out.splitlines()) == 2 * len(LABELS)
-    assert all(f"# {label}" in err for label in LABELS)
+    assert len(out.splitlines()) == 2 * len(LABELS) and err == "device cpu\n"
 
 
 def test_same_seed_same_names(checkpoint):
@@ -302,7 +301,7 @@ def test_data_folder_without_txt_files(tmp_path):
 def test_too_few_names(tmp_path):
     (tmp_path / "names").mkdir()
     (tmp_path / "names" / "Tiny.txt").write_text("Ab\nCd\nEf\n")
-    assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "10 or more")
+    assert_error(call(gen, *train_args(tmp_path, tmp_path / "m.pt")), "10+ distinct names")
 
 
 def test_unreadable_data_file(tmp_path):
