@@ -1,11 +1,10 @@
 """Generate surnames that sound like a chosen language with a character-level LSTM.
 A language model over characters, conditioned on the language: it learns p(next character |
 language, characters so far) from names/<label>.txt files, then writes names letter by letter.
-    python char-rnn-generation/train.py                       # train (~1-2 min on 2 CPU cores)
-    python char-rnn-generation/train.py --sample --language Russian --num 5 --seed 1
+    python char-rnn-generation/train.py  # train; samples and the test NLL on stderr; model.pt
+    python char-rnn-generation/train.py --sample --language Russian --num 5  # stdout: 5 names
     python char-rnn-generation/train.py --sample --language Irish Scottish --temperature 0.7
-Training prints samples, then the test NLL per character beside a uniform guess and a bigram
-model. `--sample` prints names, one a line. Since the 2017 tutorial:
+Since the 2017 tutorial:
 - an LSTM, not a hand-written cell with no nonlinearity, trained on padded batches of names;
 - a held-out NLL; names sampled with dropout off, from no given first letter, never empty.
 """
@@ -36,12 +35,11 @@ PAD = 0  # fills names shorter than the longest of their batch; the loss ignores
 START = 1  # the first input of every name, so p(first letter) is learned too
 END = 2  # predicted after the last letter: how the model learns where names stop
 N_SPECIAL = 3  # character i of the vocabulary is token i + 3
-MAX_LEN = 30  # cap on the symbols drawn per name, END included; the longest surname has 20
+MAX_LEN = 30  # at most this many symbols drawn per name; the longest surname has 20
 REPORT_SAMPLES = 10  # samples per language in the final report, at temperature 1.0
-WEIGHT_DECAY = 0.01  # AdamW pulls every weight towards 0, apart from the gradient
-GRAD_CLIP = 1.0  # the gradient norm is clipped here, so no odd batch blows up
-NO_GRAD_BATCH = 2048  # names scored or sampled at once; more are no faster
-CONFIG = {"embed_size": 32, "hidden_size": 320, "dropout": 0.4}  # wider: better, but slower
+WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% a step: less overfitting
+GRAD_CLIP = 1.0  # a gradient norm over 1 is scaled down to 1: no batch jolts the model
+NO_GRAD_BATCH = 2048  # names scored or sampled at once, which bounds the memory
 
 def log(*parts):
     """Progress, notes and errors go to stderr, so stdout carries only the answers."""
@@ -83,8 +81,7 @@ def read_names(data_dir):
     return [f.stem for f in files], sorted(pairs)
 
 def split_by_name(pairs, seed):
-    """Train / val / test, 80/10/10 by *distinct name*: split by pair, and "Abel" (French and
-    German) could be trained on under one label and tested under the other."""
+    """80/10/10 by *distinct name*: by pair, "Abel" could train as French and test as German."""
     names = sorted({name for name, _ in pairs})
     random.Random(seed).shuffle(names)
     n_train = int(0.8 * len(names))
@@ -96,7 +93,8 @@ def split_by_name(pairs, seed):
 Names = namedtuple("Names", ["tokens", "labels"])
 
 def encode(pairs, stoi):
-    """(name, label) pairs -> (Names, how many were dropped for a character not in stoi)."""
+    """(name, label) pairs -> (Names, how many were dropped): a name with a character not in
+    stoi is dropped, as the model has no output for that character to score."""
     kept = [(name, label) for name, label in pairs if set(name) <= stoi.keys()]
     if not kept:  # too few distinct names in the data, or only unseen characters
         sys.exit("error: a split has no usable names; names/<label>.txt need 10+ distinct names")
@@ -112,18 +110,17 @@ class NameGenerator(nn.Module):
     two states along a name: c, the cell state, a memory its learned gates add to and erase at
     each step, and h, the hidden state, what it reads out of c as its output. forward() returns
     (h, c) after the last column: meaningful for unpadded input (as when sampling) only."""
-    def __init__(self, chars, labels, embed_size, hidden_size, dropout):
+    def __init__(self, chars, labels, embed_size=32, hidden_size=320, dropout=0.4):
         super().__init__()
         self.config = dict(chars=chars, labels=labels, embed_size=embed_size,
                            hidden_size=hidden_size, dropout=dropout)
         self.chars = chars
         self.labels = labels
-        vocab_size = len(chars) + N_SPECIAL
         self.label_embedding = nn.Embedding(len(labels), embed_size)
-        self.char_embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD)
+        self.char_embedding = nn.Embedding(len(chars) + N_SPECIAL, embed_size, padding_idx=PAD)
         self.rnn = nn.LSTM(2 * embed_size, hidden_size, batch_first=True)
-        self.dropout = nn.Dropout(dropout)  # on in train(), off in eval()
-        self.head = nn.Linear(hidden_size, vocab_size)
+        self.dropout = nn.Dropout(dropout)  # on after .train(), off after .eval()
+        self.head = nn.Linear(hidden_size, len(chars) + N_SPECIAL)
 
     def forward(self, labels, inputs, hidden=None):
         B, T = inputs.shape  # names, steps; E, H, V: embedding, hidden, vocab sizes
@@ -143,61 +140,60 @@ def batch_loss(model, data, rows, device, reduction="mean"):
     Its cost, exposure bias: training never shows the model its own mistakes, so a sampled name
     that takes an odd turn goes on from a prefix unlike any it learned from."""
     x = data.tokens[rows]  # (B, longest name in the whole set + 2)
-    x = x[:, :int((x != PAD).sum(1).max())].to(device)  # (B, T + 1): all-pad columns dropped
+    x = x[:, :int((x != PAD).sum(1).max())].to(device)  # (B, T + 1): no all-pad column
     inputs = x[:, :-1]  # (B, T)
     targets = x[:, 1:]  # (B, T)
     logits, _ = model(data.labels[rows].to(device), inputs)  # (B, T, vocab)
-    # cross_entropy (the old LogSoftmax + NLLLoss) wants (N, classes); ignore_index skips pads.
+    # cross_entropy = log_softmax + NLLLoss; it wants (N, classes); ignore_index skips pads.
     loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                        ignore_index=PAD, reduction=reduction)
     return loss, int((targets != PAD).sum())
 
 def train(args, model, train_set, val_set, device, save):
-    """AdamW: Adam's step size per weight, plus weight decay; fused=True: one kernel for all."""
+    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay (above).
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set.labels) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    batch_order = torch.Generator().manual_seed(args.seed)  # shuffles names and batches
+    batch_order = torch.Generator().manual_seed(args.seed)  # shuffles names, batches
     step = 0
     best = math.inf
     start = time.time()
     lengths = (train_set.tokens != PAD).sum(1)  # (names,)
     for epoch in range(1, epochs + 1):
         model.train()
-        # Names of one length need little padding: shuffle, sort by length (stable), cut, shuffle.
+        # The LSTM reads pads too, so each batch holds names of one length: shuffle the names,
+        # sort them by length (a stable sort keeps the shuffle among equals), cut, shuffle batches.
         order = torch.randperm(len(lengths), generator=batch_order)
         batches = order[lengths[order].argsort(stable=True)].split(args.batch_size)
         for k in torch.randperm(len(batches), generator=batch_order)[:total_steps - step].tolist():
-            loss, _ = batch_loss(model, train_set, batches[k], device)  # forward and loss
-
+            loss, _ = batch_loss(model, train_set, batches[k], device)  # forward, loss
             opt.zero_grad(set_to_none=True)  # backward and update
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             sched.step()
             step += 1
-
             if step % args.log_every == 0 or step == total_steps:  # log
                 elapsed = time.time() - start
                 log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss {loss.item():.4f} "
                     f"| {elapsed:.0f}s elapsed, ETA {elapsed / step * (total_steps - step):.0f}s")
         val = evaluate(model, val_set, device)
-        if not math.isfinite(val):  # diverged: no older model may pass for it
+        if not math.isfinite(val):  # stop: no older model may pass for this run's
             sys.exit(f"error: the loss became {val}; try a lower --lr")
         log(f"epoch {epoch}/{epochs} done | val NLL {val:.4f} nats/char")
-        if val < best:  # later epochs can overfit: keep the best model on validation
+        if val < best:  # the best on validation: later epochs can overfit
             best = val
             save(model)
 
 # --- Evaluation --------------------------------------------------------------
 @torch.inference_mode()  # no autograd graph is recorded: faster, and less memory
 def evaluate(model, data, device):
-    """NLL per character: the mean of -ln p(true next symbol) over every symbol the model predicts
-    (each character, the first included, and each END). Natural logarithms give nats; bits = nats
-    / ln 2. Perplexity e^NLL: the model is as unsure as a fair choice among that many symbols."""
+    """NLL, the negative log-likelihood per character: the mean of -ln p(true next symbol) over
+    each symbol predicted (every letter, the first too, and END). Natural logs give nats; bits =
+    nats / ln 2. Perplexity e^NLL: the model is as unsure as a fair pick among that many."""
     model.eval()
     chunks = torch.arange(len(data.labels)).split(NO_GRAD_BATCH)  # rows per batch
     sums = [batch_loss(model, data, rows, device, reduction="sum") for rows in chunks]
@@ -210,10 +206,9 @@ def bigrams(data):
     return labels[real], data.tokens[:, :-1][real], data.tokens[:, 1:][real]
 
 def bigram_nll(train_set, test_set, n_labels, n_tokens):
-    """The baseline to beat, a bigram model per language: counts[label, previous, next] += 1 for
-    each pair of neighbours in the training names (index_put_ with accumulate=True adds a pair
-    seen twice twice; without it, the second would overwrite). Add-one smoothing adds 1 to every
-    count, so no held-out pair gets p = 0, and V to each row's total, so p still sums to 1."""
+    """The baseline to beat, a bigram model per language: counts[label, previous, next] += 1 per
+    pair of neighbours in the training names (index_put_ with accumulate=True: repeats add up).
+    Add 1 to every count, so no held-out pair gets p = 0, and V to each row's total: p sums to 1."""
     counts = torch.zeros(n_labels, n_tokens, n_tokens)  # (label, previous, next)
     counts.index_put_(bigrams(train_set), torch.tensor(1.0), accumulate=True)
     V = n_tokens - 2  # the characters and END: PAD and START are never predicted
@@ -225,7 +220,7 @@ def sample(model, label, num, device, temperature=1.0):
     """Draw `num` names for one label at once, a symbol per step, from p: the argmax would write
     one name per language, always the same. The temperature divides the logits: below 1 it
     sharpens p, above 1 it flattens it. A name still going after MAX_LEN is drawn again."""
-    model.eval()  # dropout off: the 2017 tutorial sampled with it still on
+    model.eval()  # dropout off: sampling uses the whole trained network
     names = []
     redrawn = 0
     while len(names) < num:
@@ -238,8 +233,7 @@ def sample(model, label, num, device, temperature=1.0):
             logits, hidden = model(torch.full_like(rows, label), token, hidden)
             logits = logits[:, -1] / temperature  # (rows, vocab)
             logits[:, [PAD, START]] = -math.inf  # never emit these two
-            # END first would make an empty name. Masked at t = 0, it leaves p(first letter)
-            # renormalised over the letters: the model's own odds, given that a name starts.
+            # END first would be an empty name: masked at t = 0, softmax renormalises the rest.
             if t == 0:
                 logits[:, END] = -math.inf
             token = torch.multinomial(logits.softmax(-1), 1)  # (rows, 1)
@@ -255,14 +249,13 @@ def sample(model, label, num, device, temperature=1.0):
         if redrawn > 10 * num:  # e.g. a very low --temperature stuck in a loop
             sys.exit(f"error: most names do not end within {MAX_LEN} characters; try --temperature")
         for row in ended.tolist():
-            names.append("".join(model.chars[i - N_SPECIAL] for i in row if i > END))
-    if redrawn:
-        log(f"{redrawn} names did not end within {MAX_LEN} characters and were drawn again")
+            names.append("".join(model.chars[i - N_SPECIAL] for i in row if i > END))  # letters
     return names
 
 def report(model, train_set, test_set, dropped, train_names, device):
-    """Samples from every label, then the held-out NLL beside two baselines: a uniform guess
-    over the V symbols (characters and END) scores ln V; a bigram model, what pairs know."""
+    """Samples, then the test NLL beside two baselines. A uniform guess gives each of the V symbols
+    (characters and END) p = 1/V: NLL ln V. A bigram model sees only the previous symbol: the
+    LSTM's margin over it is what remembering more of the name buys."""
     log(f"\nsamples at temperature 1.0, {REPORT_SAMPLES} per label (first 5 shown):")
     every = []
     for i, label in enumerate(model.labels):
@@ -305,7 +298,7 @@ def save_checkpoint(path, model):
 def load_checkpoint(path, device):
     if not path.is_file():
         sys.exit(f"error: no checkpoint at {path}; train one first: python {HERE.name}/train.py")
-    try:  # weights_only=True: only tensors and plain containers, a foreign file runs no code
+    try:  # weights_only=True: tensors and plain data only, so a file runs no code
         state = torch.load(path, map_location=device, weights_only=True)
         if state.get("kind") != KIND:
             sys.exit(f"error: {path} is a {state.get('kind') or 'foreign'} checkpoint, not {KIND}")
@@ -360,7 +353,7 @@ def main(argv=None):
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights, dropout and sampling
-    saved = []  # what save() wrote: a Ctrl-C may only promise a model this run saved
+    saved = []  # filled by save(): Ctrl-C promises only a model this run saved
     def save(model):
         save_checkpoint(args.checkpoint, model)
         saved.append(args.checkpoint)
@@ -371,8 +364,7 @@ def main(argv=None):
             wanted = known if "all" in args.language else list(dict.fromkeys(args.language))
             unknown = [w for w in wanted if w not in known]
             if unknown:
-                sys.exit(f"error: unknown --language {unknown[0]!r}; known: "
-                         f"{', '.join(known)}, all")
+                sys.exit(f"error: unknown --language {unknown[0]!r}; try: {', '.join(known)}, all")
             for language in wanted:  # --num names each, in this order
                 names = sample(model, known.index(language), args.num, device, args.temperature)
                 print("\n".join(names), flush=True)
@@ -380,15 +372,15 @@ def main(argv=None):
         check_writable(args.checkpoint)
         labels, pairs = read_names(args.data_dir)
         train_pairs, val_pairs, test_pairs = split_by_name(pairs, args.seed)
-        chars = sorted({c for name, _ in train_pairs for c in name})  # any alphabet
+        chars = sorted(set("".join(name for name, _ in train_pairs)))  # training alphabet
         stoi = {c: i + N_SPECIAL for i, c in enumerate(chars)}
-        train_set, _ = encode(train_pairs, stoi)  # none dropped: stoi is their alphabet
+        train_set, _ = encode(train_pairs, stoi)  # none dropped: their alphabet
         val_set, val_dropped = encode(val_pairs, stoi)
         test_set, test_dropped = encode(test_pairs, stoi)
         log(f"{len(labels)} labels, {len(pairs)} (name, label) pairs: train {len(train_pairs)}, "
             f"val {len(val_set.labels)}, test {len(test_set.labels)} ({val_dropped} and "
             f"{test_dropped} dropped: unseen character); {len(chars)} characters")
-        model = NameGenerator(chars, labels, **CONFIG).to(device)
+        model = NameGenerator(chars, labels).to(device)
         train(args, model, train_set, val_set, device, save)
         model = load_checkpoint(args.checkpoint, device)  # the best, not the last
         report(model, train_set, test_set, test_dropped, {n for n, _ in train_pairs}, device)
