@@ -4,7 +4,7 @@ A bidirectional GRU reads a name ("Hinton", "Nguyen") and predicts which of 18 l
 from. Russian is over half the names, Portuguese under 1%, so the loss is logit-adjusted (see
 "Logit adjustment", above train()). From the repository root (data/ is fetched on first use):
     python char-rnn-classification/train.py      # train, test (report on stderr), save model.pt
-    python char-rnn-classification/train.py --predict Hinton  # stdout: Hinton, English 0.87...
+    python char-rnn-classification/train.py --predict Hinton  # stdout: Hinton<TAB>English 0.87...
     cut -f1 names.txt | python char-rnn-classification/train.py --predict -
 Since the 2017 tutorial:
 - nn.Embedding and nn.GRU over packed batches, not one-hot letters through a hand-made cell
@@ -32,13 +32,13 @@ from unidecode import unidecode
 DATA_URL = os.environ.get("PRACTICAL_PYTORCH_DATA_URL",
                           "https://download.pytorch.org/tutorial/data.zip")
 HERE = Path(__file__).resolve().parent
-KIND = "char-rnn-classification"  # in every checkpoint: a foreign one is refused
+KIND = "char-rnn-classification"  # in every checkpoint: another script's is refused
 PAD = 0              # character id 0: padding after a short name
 UNK = 1              # character id 1: a character no training name showed
 MAX_CHARS = 64       # longer input is cut: the longest surname in the data has 20
-ALPHA = 0.5          # log prior's share added back to decide: "Logit adjustment"
-WEIGHT_DECAY = 0.01  # AdamW's pull of every weight towards zero, times the lr
-GRAD_CLIP = 1.0      # the gradient norm's cap: one odd batch cannot blow up
+ALPHA = 0.5          # the log prior's share added back to decide: "Logit adjustment"
+WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% a step: less overfitting
+GRAD_CLIP = 1.0      # a gradient norm over 1 is scaled down to 1: no wild steps
 AVERAGE = 5          # the last 5 epochs' weights are averaged into the saved model
 
 def log(*parts):
@@ -76,7 +76,7 @@ def read_names(data_dir):
             lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError as e:
             sys.exit(f"error: cannot read {f} ({e.strerror})")
-        # unidecode maps all scripts to ASCII, a small alphabet; filter after: a lone BOM is ""
+        # unidecode maps every script to ASCII, a small alphabet; then empties go (a BOM: "")
         names = [unidecode(line).strip() for line in lines]
         examples.update((name, label_id) for name in names if name)
     if len({label for _, label in examples}) < 2 or len({n for n, _ in examples}) < 20:
@@ -100,7 +100,7 @@ def encode(names, stoi, device):
     x = torch.full((len(names), int(lengths.max())), PAD, dtype=torch.long)
     for i, name in enumerate(names):
         x[i, :len(name)] = torch.tensor([stoi.get(c, UNK) for c in name])
-    return x.to(device), lengths
+    return x.to(device), lengths  # lengths stay on the CPU: packing wants them there
 
 # --- Model -------------------------------------------------------------------
 class NameClassifier(nn.Module):
@@ -108,18 +108,20 @@ class NameClassifier(nn.Module):
     makes them probabilities). A GRU reads a name letter by letter into a state of hidden_size
     numbers: each letter's vector and the old state make the new one, gates choosing how much of
     the old to keep; a second GRU reads the name backwards. forward() leaves out the log prior
-    ("Logit adjustment"): the report's probabilities are softmax(logits + ALPHA * log_prior)."""
+    ("Logit adjustment"): --predict prints softmax(logits + ALPHA * log_prior)."""
     def __init__(self, chars, labels, label_counts, embed_size=64, hidden_size=224, dropout=0.3):
         super().__init__()
         self.config = dict(chars=chars, labels=labels, label_counts=label_counts,
                            embed_size=embed_size, hidden_size=hidden_size, dropout=dropout)
         self.stoi = {c: i + 2 for i, c in enumerate(chars)}  # 0, 1: PAD, UNK
         self.labels = labels
-        # the log prior of "Logit adjustment": a buffer, saved with the weights, never trained
-        counts = torch.tensor(label_counts)  # (labels,): training pairs per label
-        self.register_buffer("log_prior", (counts.clamp(min=1) / counts.sum()).log())
-        # An id's embedding row is its one-hot vector times a weight matrix, without the one-hot.
+        # The log prior (see "Logit adjustment"): a buffer, saved with the weights, never trained.
+        counts = torch.tensor(label_counts).clamp(min=1)  # (labels,); no log(0) = -inf
+        self.register_buffer("log_prior", (counts / counts.sum()).log())
+        # A letter id picks its learned row of embed_size numbers (a one-hot vector times a
+        # matrix, without the one-hot): letters that behave alike can learn alike rows.
         self.embed = nn.Embedding(len(chars) + 2, embed_size, padding_idx=PAD)  # PAD row: 0
+        nn.init.zeros_(self.embed.weight[UNK])  # no training name has UNK: 0s, not noise
         self.rnn = nn.GRU(embed_size, hidden_size, batch_first=True, bidirectional=True)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden_size, len(labels))
@@ -131,29 +133,30 @@ class NameClassifier(nn.Module):
         # would go on reading PAD after its last letter, and its backward one start in PAD.
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
         _, h = self.rnn(packed)  # (layers * 2, B, H): each layer's two final states
-        # the last layer's: h[-2], forward, has just read the ending (-ov); h[-1] the start (Mc-)
+        # Each sums up the whole name; the last layer's h[-2] (forward) read the ending (-ov)
+        # last, h[-1] (backward) the start (Mc-): with num_layers=2, h[0], h[1] is layer 1.
         h = torch.cat([h[-2], h[-1]], dim=1)  # (B, 2H)
         return self.head(self.drop(h))  # (B, L)
 
 # --- Training ----------------------------------------------------------------
 # Logit adjustment (Menon et al. 2021): the network is told how common each language is.
 # 1. The prior: each language's share of the training pairs, Russian's about 0.5, Portuguese's
-#    under 0.01. Its log, model.log_prior, is about -0.7 and -5.5: Russian starts 4.8 ahead.
+#    under 0.01. Its log, model.log_prior, is about -0.7 and -5.5: Russian leads by 4.8.
 # 2. Training adds the log prior to the logits before the loss, so the network need not learn
-#    "Russian is common": the logits carry only what the letters tell, and their softmax alone
-#    treats all languages as equally common.
+#    "Russian is common": the logits alone carry only what the letters tell (share 0, below).
 # 3. Deciding, ALPHA of the log prior is added back: guess = argmax(logits + ALPHA * log prior).
 #    Share 1 guesses by the data's mix as a plain classifier does (best top-1, rare languages
 #    lost); share 0 as if all were equally common (best balanced accuracy, common names taken
-#    for rare ones); ALPHA = 0.5 flattens the prior to its square root: Russian 2.4 ahead.
+#    for rare ones); ALPHA = 0.5 decides as if each share were its square root: Russian
+#    leads by 2.4. --predict's probabilities are these beliefs: softmax(logits + ALPHA * prior).
 def train(args, model, train_set, val_set, device, save):
-    averaged = torch.optim.swa_utils.AveragedModel(model)  # the weights' running mean
+    averaged = torch.optim.swa_utils.AveragedModel(model)  # a running mean of weights
     # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay (above).
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)
-    # Cosine schedule: the lr falls from its peak to 0 along half a cosine; the end settles.
+    # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     batch_order = torch.Generator().manual_seed(args.seed)
     step = 0
@@ -186,9 +189,9 @@ def train(args, model, train_set, val_set, device, save):
                 running = []
             if step == total_steps:
                 break
-        # Saved every epoch: the model, then in the last AVERAGE epochs the running mean of
-        # their weights (stochastic weight averaging), less noisy than any one epoch. So a
-        # finished run saves the mean of its last AVERAGE epochs (or of all, if fewer).
+        # Saved every epoch: the model, then in the last AVERAGE epochs the running mean of their
+        # weights (stochastic weight averaging): late epochs jitter around a good point and their
+        # mean sits nearer its middle. A finished run saves that mean, not its best epoch.
         averaging = epoch > epochs - AVERAGE
         if averaging:
             averaged.update_parameters(model)  # the first update copies the weights
@@ -208,8 +211,8 @@ def predict(model, names, device, batch_size=512):
 
 def evaluate(model, dataset, device, alphas=(ALPHA,)):
     """Return the loss and, per alpha (a share of the log prior added back), (top-1, confusion).
-    Two levels: top-1 per distinct name, right if the guess is one of its languages; the matrix
-    per (name, language) pair. "Abel" (French, German) gets one guess, so one of its pairs fails."""
+    A name gets one guess: top-1 counts a distinct name right if it is any of its languages. Recall
+    needs each language's names, so the matrix counts pairs: "Abel" in French's and German's."""
     # N distinct names, P (name, language) pairs, L labels
     names = sorted({name for name, _ in dataset})
     logits = predict(model, names, device)  # (N, L): each distinct name once
@@ -220,11 +223,11 @@ def evaluate(model, dataset, device, alphas=(ALPHA,)):
     loss = F.cross_entropy(logits[rows] + prior, truth).item()  # the training loss
     results = []
     for alpha in alphas:
-        guess = (logits + alpha * prior).argmax(dim=1)[rows]  # (P,): its name's guess
+        guess = (logits + alpha * prior).argmax(dim=1)[rows]  # (P,): its name's
         # top-1, per name: right if any of its pairs is right
         hits = zip(dataset, (guess == truth).tolist())
         top1 = len({name for (name, _), hit in hits if hit}) / len(names)
-        # confusion, per pair: row = the true language, column = the guess; 1 added per pair
+        # confusion, per pair: row = true language, column = guess; accumulate adds repeats
         confusion = torch.zeros(len(prior), len(prior), dtype=torch.long)  # (L, L)
         confusion.index_put_((truth, guess), torch.ones_like(truth), accumulate=True)
         results.append((top1, confusion))
@@ -235,19 +238,19 @@ def recall(confusion):
     return confusion.diag() / confusion.sum(dim=1).clamp(min=1)
 
 def balanced(confusion):
-    """The mean recall of the languages present: always answering Russian would score 1/18."""
+    """Mean recall of the languages present: always "Russian" scores ~0.5 top-1, 1/18 here."""
     return recall(confusion)[confusion.sum(dim=1) > 0].mean().item()
 
 def report(model, test_set, device):
     """Top-1 and balanced accuracy at the shares of "Logit adjustment", then each recall."""
-    results = evaluate(model, test_set, device, alphas=(ALPHA, 1.0, 0.0))[1]
-    top1, confusion = results[0]
+    _, results = evaluate(model, test_set, device, alphas=(ALPHA, 1.0, 0.0))
+    (top1, confusion), (_, plain_confusion), _ = results
     other = [f"top-1 {t:.3f}, balanced {balanced(c):.3f}" for t, c in results[1:]]
     log(f"\ntest: {len({n for n, _ in test_set})} names | top-1 accuracy {top1:.3f} | balanced "
         f"accuracy {balanced(confusion):.3f} | prior share {ALPHA} | share 1 (no correction): "
         f"{other[0]} | share 0 (languages equally likely): {other[1]}")
     log(f"\n{'language':<12} {'pairs':>5}  recall at share {ALPHA} (at share 1)")
-    plain = recall(results[1][1]).tolist()
+    plain = recall(plain_confusion).tolist()
     for i, r in enumerate(recall(confusion).tolist()):
         log(f"{model.labels[i]:<12} {int(confusion[i].sum()):>5}  {r:.2f} ({plain[i]:.2f}) "
             f"{'#' * round(20 * r)}")
@@ -281,13 +284,13 @@ def load_checkpoint(path, device):
         sys.exit(f"error: no checkpoint at {path}; train one first: python {HERE.name}/train.py")
     try:  # weights_only=True: tensors and plain data only, so a file runs no code
         state = torch.load(path, map_location=device, weights_only=True)
-        if (kind := state.get("kind")) == KIND:
-            model = NameClassifier(**state["config"])
-            model.load_state_dict(state["model"])
-            return model.to(device)
-    except Exception as e:  # not torch's, not a dict, missing keys, wrong sizes...
+        if state.get("kind") != KIND:
+            sys.exit(f"error: {path} is a {state.get('kind') or 'foreign'} checkpoint, not {KIND}")
+        model = NameClassifier(**state["config"])
+        model.load_state_dict(state["model"])
+    except Exception as e:  # not torch's, not a dict, missing keys, other sizes
         sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
-    sys.exit(f"error: {path} is a {kind or 'foreign'} checkpoint, not {KIND}")
+    return model.to(device)
 
 # --- Command line ------------------------------------------------------------
 def pick_device(name):
@@ -301,15 +304,15 @@ def pick_device(name):
 
 def clean(raw, stoi):
     """Transliterate a name, keep the characters the model knows; return (name, problem or None)."""
-    name = unidecode(raw[:4 * MAX_CHARS]).strip()  # "Пушкин" -> "Pushkin"
+    name = unidecode(raw[:4 * MAX_CHARS]).strip()  # "Пушкин" -> "Pushkin"; cut huge lines
     name = "".join(c for c in name if c in stoi)[:MAX_CHARS]
     if not any(c.isalpha() for c in name):
         return None, f"{raw[:40]!r} has no letters the model knows; give a name like 'Hinton'"
     return name, None
 
 def predict_command(model, raw_names, device, blank_ok=False):
-    """Print a tab-separated line per name in input order; return 1 if one failed (echoed alone,
-    error on stderr; blank stays blank if blank_ok). Probabilities: those the report scores."""
+    """Print a tab-separated line per name, in input order; return 1 if one failed (echoed alone,
+    error on stderr; blank stays blank if blank_ok). Probabilities: see "Logit adjustment"."""
     cleaned = [clean(raw, model.stoi) if raw.strip() or not blank_ok else (None, None)
                for raw in raw_names]
     good = [name for name, _ in cleaned if name]
@@ -357,7 +360,7 @@ def main(argv=None):
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights and dropout
-    saved = []  # what save() wrote: a Ctrl-C promises only a model this run saved
+    saved = []  # filled by save(): Ctrl-C promises only a model this run saved
     def save(model):
         save_checkpoint(args.checkpoint, model)
         saved.append(args.checkpoint)
@@ -381,7 +384,6 @@ def main(argv=None):
         train(args, model, train_set, val_set, device, save)
         model = load_checkpoint(args.checkpoint, device)  # what train() saved last
         report(model, test_set, device)
-        log(f"\nsaved {args.checkpoint}")
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
         if args.predict:
             log("interrupted")
