@@ -1,4 +1,5 @@
-"""seq2seq-translation/train.py: attention, beam search, bad input (one line, no traceback).
+"""seq2seq-translation/train.py: attention, beam search, your own pairs either way, checkpoints
+from the first epoch on, bad input (one line, no traceback).
 
 One tiny model is trained once (module fixture) on conftest's make_pairs data; the tests reuse it.
 """
@@ -10,7 +11,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, call, load_script
+from conftest import REPO, call, load_script, make_pairs
 
 FOLDER = "seq2seq-translation"
 
@@ -87,8 +88,8 @@ def test_no_unk_and_output_capped_per_sentence(s2s, trained, capsys):
     sources = [["je", "suis", "grand", "."], ["il", "est"] * 20]
     for beam in (1, 3):
         outputs = s2s.translate(model, sources, torch.device("cpu"), beam)
-        assert [len(out) for out, _ in outputs] == [2 * 4 + s2s.MARGIN, 2 * 40 + s2s.MARGIN]
-        assert not any(w in s2s.SPECIALS for out, _ in outputs for w in out)
+        assert [len(out) for out in outputs] == [2 * 4 + s2s.MARGIN, 2 * 40 + s2s.MARGIN]
+        assert not any(w in s2s.SPECIALS for out in outputs for w in out)
     assert "2 translation(s) never ended" in capsys.readouterr().err
 
 
@@ -107,21 +108,19 @@ def test_beam_search_keeps_the_most_likely_sentence(s2s, trained):
     with torch.no_grad():
         greedy = s2s.translate(model, sources, "cpu", 1)
         beam = s2s.translate(model, sources, "cpu", 4)
-        for src, (g, _), (b, _) in zip(sources, greedy, beam):
+        for src, g, b in zip(sources, greedy, beam):
             assert score(b, src) >= score(g, src) - 1e-4
 
 
 def test_ended_sentences_leave_the_batch_without_changing_answers(s2s, trained):
-    """A sentence whose beam rows have all ended leaves the batch: every answer, and its
-    attention, is the same as translating that sentence alone."""
+    """A sentence whose beam rows have all ended leaves the batch: every answer is the same as
+    translating that sentence alone."""
     model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
     sources = [["je"], ["il", "est", "triste", "et", "tres", "grand", "."], ["je", "suis", "grand"]]
     with torch.no_grad():
         together = s2s.translate(model, sources, "cpu", 3)
-        for src, (out, attn) in zip(sources, together):
-            out_alone, attn_alone = s2s.translate(model, [src], "cpu", 3)[0]
-            assert out == out_alone
-            assert attn.shape == attn_alone.shape and torch.allclose(attn, attn_alone, atol=1e-5)
+        for src, out in zip(sources, together):
+            assert out == s2s.translate(model, [src], "cpu", 3)[0]
 
 
 def test_unknown_french_words_read_as_zeros(s2s, trained):
@@ -240,7 +239,7 @@ def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
     one_line_error(call(s2s, "--data-dir", tmp_path / "folder", *common), "cannot read")
     (tmp_path / "other" / "eng-fra.txt").parent.mkdir()  # no "i am", "he is"... sentences
     (tmp_path / "other" / "eng-fra.txt").write_text("Hello.\tBonjour.\nThanks.\tMerci.\n")
-    one_line_error(call(s2s, "--data-dir", tmp_path / "other", *common), "no pairs")
+    one_line_error(call(s2s, "--data-dir", tmp_path / "other", *common), "see --all-pairs")
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -256,3 +255,124 @@ def test_download_has_a_timeout(s2s, tmp_path, monkeypatch):
     one_line_error(call(s2s, "--data-dir", tmp_path / "fresh", "--checkpoint", tmp_path / "m.pt",
                         "--device", "cpu", "--max-steps", 2), "could not download")
     assert timeouts == [60]
+
+
+def test_apostrophes_are_kept_and_the_prefix_filter_finds_them(s2s, tmp_path):
+    """An apostrophe starts a word ("i 'm", "j 'ai"): each sentence keeps the word count it had
+    when apostrophes were dropped, the prefix filter finds "I'm ...", and answers print "i'm"."""
+    assert s2s.tokenize("I'm wet.") == ["i", "'m", "wet", "."]
+    assert s2s.tokenize("J\u2019ai faim !") == ["j", "'ai", "faim", "!"]  # a typographic apostrophe
+    (tmp_path / "p.txt").write_text("I'm wet.\tJe suis mouill\u00e9.\nHe's here.\tIl est l\u00e0.\n"
+                                    "Go.\tVa !\n", encoding="utf-8")
+    pairs = s2s.read_pairs(tmp_path / "p.txt", reverse=False, all_pairs=False, max_words=10)
+    assert pairs == [[["je", "suis", "mouille", "."], ["i", "'m", "wet", "."]],
+                     [["il", "est", "la", "."], ["he", "'s", "here", "."]]]  # not "go ."
+
+
+@pytest.mark.parametrize("words, printed", [(["i", "'m", "wet", "."], "i'm wet ."),
+                                            (["j", "'ai", "faim", "."], "j'ai faim .")])
+def test_answers_print_their_apostrophes(s2s, trained, monkeypatch, words, printed):
+    monkeypatch.setattr(s2s, "translate", lambda model, chunk, device, beam: [words] * len(chunk))
+    code, out, err = translate(s2s, trained[0], "je suis mouille .")
+    assert code == 0 and out == printed + "\n", err
+
+
+def test_all_pairs_max_words_reverse_and_extra_columns(s2s, tmp_path):
+    (tmp_path / "p.txt").write_text("Go.\tVa !\tCC-BY 2.0\tmore\nI am tall.\tJe suis grand.\n"
+                                    "I am a very tall man.\tJe suis un homme tres grand.\n")
+
+    def read(*args):
+        return [tuple(pair) for pair in s2s.read_pairs(*args)]
+
+    assert read(tmp_path / "p.txt", False, False, 10) == [(["je", "suis", "grand", "."],
+                                                           ["i", "am", "tall", "."]),
+                                                          (["je", "suis", "un", "homme", "tres",
+                                                            "grand", "."],
+                                                           ["i", "am", "a", "very", "tall", "man",
+                                                            "."])]
+    everything = read(tmp_path / "p.txt", False, True, 5)  # no prefix filter; <= 5 words a side
+    assert everything == [(["va", "!"], ["go", "."]), (["je", "suis", "grand", "."],
+                                                       ["i", "am", "tall", "."])]
+    assert read(tmp_path / "p.txt", True, True, 5)[0] == (["go", "."], ["va", "!"])  # English first
+
+
+def own_pairs(folder, name):
+    """conftest's tiny pairs under another file name, with German-looking words instead."""
+    text = (make_pairs(folder / "src") / "eng-fra.txt").read_text(encoding="utf-8")
+    path = folder / name
+    path.write_text(text.replace("je suis", "ich bin").replace("il est", "er ist"), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["deu-eng", "eng-deu"])
+def test_own_pairs_file_trains_and_translates_either_way(s2s, tmp_path, reverse, monkeypatch):
+    """--pairs FILE of another name, both directions; a file that is not the default is never
+    downloaded, so the data folder may not even exist."""
+    monkeypatch.setattr(s2s, "download", not_called)
+    path = own_pairs(tmp_path, "deu-eng.txt")
+    ckpt = tmp_path / "m.pt"
+    flags = ["--reverse"] if reverse else []
+    code, out, err = call(s2s, "--pairs", path, "--data-dir", tmp_path / "none", "--checkpoint",
+                          ckpt, "--device", "cpu", "--epochs", 2, "--batch-size", 16, *flags)
+    assert code == 0 and out == "" and "120 pairs from deu-eng.txt" in err, err
+    config = torch.load(ckpt, weights_only=True)["config"]
+    source_word, target_word = ("tall", "ich") if reverse else ("ich", "tall")
+    assert source_word in config["src_vocab"] and target_word in config["tgt_vocab"]
+    sentence = "I am tall." if reverse else "Ich bin grand."
+    code, out, err = translate(s2s, ckpt, sentence)
+    assert code == 0 and len(out.splitlines()) == 1, err
+    assert set(out.split()) <= set(config["tgt_vocab"])
+    one_line_error(call(s2s, "--pairs", tmp_path / "missing.txt", "--checkpoint", ckpt,
+                        "--device", "cpu"), "cannot read")
+
+
+def not_called(*args, **kwargs):
+    raise AssertionError("only the default eng-fra.txt may be downloaded")
+
+
+def test_all_pairs_reads_words_seen_once_as_unk(s2s, tmp_path):
+    path = own_pairs(tmp_path, "pairs.txt")
+    with path.open("a") as f:
+        f.write("Hello there.\tHallo zusammen.\nGood night.\tGute Nacht.\n")
+    ckpt = tmp_path / "m.pt"
+    code, _, err = call(s2s, "--pairs", path, "--all-pairs", "--checkpoint", ckpt, "--device",
+                        "cpu", "--max-steps", 2, "--batch-size", 16)
+    assert code == 0 and "122 pairs" in err, err
+    config = torch.load(ckpt, weights_only=True)["config"]
+    for vocab in config["src_vocab"], config["tgt_vocab"]:
+        assert not {"hello", "hallo", "night", "nacht"} & set(vocab)  # seen once at most
+
+
+def test_ctrl_c_after_the_first_epoch_leaves_a_usable_model(s2s, pairs_data, tmp_path,
+                                                            monkeypatch):
+    """Validation runs in the last third of the epochs only; before, each epoch saves its
+    weights. A Ctrl-C in epoch 2 of 6 names a checkpoint that translates."""
+    ckpt = tmp_path / "m.pt"
+    real_encode = s2s.encode
+    calls = []
+    steps_per_epoch = 96 // 16  # conftest's 120 pairs: 96 for training, 16 a batch
+
+    def encode_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2 * steps_per_epoch + 2:  # two encode calls a step: in epoch 2
+            raise KeyboardInterrupt
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(s2s, "encode", encode_then_interrupt)
+    code, out, err = call(s2s, "--data-dir", pairs_data, "--checkpoint", ckpt, "--device", "cpu",
+                          "--epochs", 6, "--batch-size", 16)
+    monkeypatch.setattr(s2s, "encode", real_encode)
+    assert code == 130 and out == "", err
+    assert "epoch 1/6 done | saved" in err and "epoch 2/6 done" not in err, err
+    assert err.splitlines()[-1] == f"interrupted: the model saved last is at {ckpt}"
+    code, out, err = translate(s2s, ckpt, "je suis grand .")
+    assert code == 0 and len(out.splitlines()) == 1, err
+
+
+def test_help_says_how_to_quote_and_what_each_attention_is(s2s):
+    code, out, _ = call(s2s, "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "one quoted sentence per argument" in text
+    assert "luong: " in text and "multihead: nn.MultiheadAttention" in text
+    for flag in ("--pairs FILE", "--reverse", "--all-pairs", "--max-words"):
+        assert flag in text
