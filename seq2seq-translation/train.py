@@ -188,11 +188,13 @@ def attend(query, keys, values, mask):
 def train(args, model, train_set, val_set, device, save):
     """Teacher forcing: the decoder reads the true previous word, not its own guess, so every
     position trains in one call. Its cost, exposure bias: in use it reads its own guesses, and
-    never practised going on after a mistake. AdamW: Adam, weight decay apart; cosine: to 0."""
+    never practised going on after a mistake. AdamW: Adam (each weight's step sized by its
+    recent gradients) plus weight decay (above), applied apart from the gradient."""
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)  # fewer if --max-steps cuts
+    # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     # Label smoothing: the target puts 0.9 on the true word and spreads 0.1 over all words, so
     # the model is not pushed to certainty; the logged loss, against that target, is not the NLL.
