@@ -285,8 +285,8 @@ def check_writable(path):
         sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"}, rebuilt on load as Model(**config), to a temporary
-    file renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    """Save {"kind", "config", "model"} (load_checkpoint rebuilds the model from config) to a
+    temporary file, renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% of itself per step
 GRAD_CLIP = 1.0  # larger gradient norms are scaled down to it: no wild steps
 LABEL_SMOOTHING = 0.1  # the target's share spread over all words (train())
 HEADS = 4  # --attention multihead: heads, each comparing --size / HEADS numbers
-ALPHA = 1.0  # length penalty strength (translate()): 0 none, more: longer
+ALPHA = 1.0  # length penalty strength (translate()): 0 ranks by raw sum; more favours longer
 MARGIN = 10  # an output may have 2 * (source words) + MARGIN words, then it is cut
 
 def log(*parts):
@@ -110,7 +110,7 @@ def build_vocab(sentences, min_count):
 def encode(sentences, stoi, device, start=(), end=()):
     rows = [torch.tensor([*start, *(stoi.get(w, UNK) for w in s), *end]) for s in sentences]
     ids = pad_sequence(rows, batch_first=True, padding_value=PAD)  # (B, T)
-    return ids.to(device), torch.tensor([len(row) for row in rows])  # lengths: CPU
+    return ids.to(device), torch.tensor([len(row) for row in rows])  # lengths: CPU, for packing
 
 # --- Model -------------------------------------------------------------------
 class Translator(nn.Module):
@@ -123,9 +123,9 @@ class Translator(nn.Module):
     after the decoder's GRU and is never fed back into it, so the GRU reads only the previous
     target words, all known in training, and one call runs every position at once.
     Weight tying: the output layer's weights are the target embedding (a word's score is the
-    features' dot product with its embedding): fewer weights, each row learning from both ends.
+    features' dot product with its embedding, plus a bias): fewer weights, each row trained twice.
     padding_idx keeps <pad>'s row out of the embedding's gradient, but as an output <pad> is a
-    word the model learns never to say, so its row trains too."""
+    word the model learns to give almost no probability, so its row trains through the output."""
 
     def __init__(self, src_vocab, tgt_vocab, size, attention):
         super().__init__()
@@ -151,8 +151,8 @@ class Translator(nn.Module):
         self.drop = nn.Dropout(DROPOUT)
 
     def run_encoder(self, src, lengths):
-        # Packed, the GRU skips padding, so the backward direction starts at each sentence's
-        # last word; unpacked, it would read the padding first, and pass it to the bridge.
+        # Packed, the GRU skips padding: each direction's last state, which the bridge reads, is at
+        # a real word. Unpacked, the backward GRU would start on padding and the forward end on it.
         emb = self.drop(self.src_embed(src))  # (B, S, size) from src (B, S)
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
         states, last = self.encoder(packed)  # last: (2 directions, B, size)
@@ -177,8 +177,8 @@ def attend(query, keys, values, mask):
     """Each query scores every key; the softmax of the scores weighs the values into a context.
     Here query = the decoder state (W h_t), keys = values = the encoder states e_s: which source
     words matter for the next word? Padding is masked (score -inf, weight 0), or a short sentence
-    would read its batch's padding. The same as F.scaled_dot_product_attention(query, keys,
-    values, attn_mask=mask[:, None], scale=1.0): both masks are True where a query may attend."""
+    would read its batch's padding. Not divided by sqrt(d): F.scaled_dot_product_attention(query,
+    keys, values, attn_mask=mask[:, None], scale=1.0) is the same; both masks: True = may attend."""
     scores = query @ keys.transpose(1, 2)  # (B, T, S) from (B, T, d) and (B, S, d)
     scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))  # (B, T, S)
     weights = scores.softmax(dim=-1)  # (B, T, S), rows sum to 1
@@ -196,8 +196,8 @@ def train(args, model, train_set, val_set, device, save):
     epochs = math.ceil(total_steps / steps_per_epoch)  # fewer if --max-steps cuts
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    # Label smoothing: the target puts 0.9 on the true word and spreads 0.1 over all words, so
-    # the model is not pushed to certainty; the logged loss, against that target, is not the NLL.
+    # Label smoothing: the target is 0.9 on the true word plus 0.1 spread over all words; the
+    # logged loss is against that blurred target, so even a perfect model stays above the NLL.
     loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     batch_order = torch.Generator().manual_seed(args.seed)
     best_bleu = -1.0
@@ -232,7 +232,7 @@ def train(args, model, train_set, val_set, device, save):
                 log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss {loss.item():.4f} "
                     f"| {seconds:.0f}s elapsed, ETA {seconds / step * (total_steps - step):.0f}s")
         # Validating costs a decoding of the validation split, so only the last third, where the
-        # best weights come, is validated; before, each epoch saves: Ctrl-C leaves a model.
+        # best weights usually come, is validated; earlier epochs each save, so Ctrl-C leaves one.
         if 3 * epoch <= 2 * epochs:
             save(model)
             log(f"epoch {epoch}/{epochs} done | saved; validated from epoch {2 * epochs // 3 + 1}")
@@ -249,7 +249,7 @@ def translate(model, sentences, device, beam=1):
     """Beam search: each sentence keeps its `beam` best partial translations (prefixes); each
     step extends every prefix by every word and keeps the `beam` best candidates (--beam 1: the
     best word each step, greedy decoding). A prefix's score is the sum of its words'
-    log-probabilities, the log of their probabilities' product, which would underflow to 0.
+    log-probabilities: the log of their product, kept as a sum as the product would underflow.
     Each word lowers the sum, so raw sums favour short outputs: candidates are ranked by
     sum / ((5 + length) / 6) ** ALPHA, GNMT's length penalty (Wu et al. 2016), while a prefix
     carries its raw sum, as its penalty changes with each word. The prefixes are the rows of one
@@ -351,7 +351,7 @@ def evaluate(model, pairs, device, beam=1):
 def report(model, test_set, device, beam):
     """Test BLEU, then the first test sentence's attention (rows: output words, columns: source
     words, darker: read more). A weight says where a word took information from, not what it
-    translates (not an alignment): words often read the final ".", whose backward state has read
+    translates (not an alignment): words often read the final ".", whose forward state has read
     the whole sentence."""
     score, sources, outputs = evaluate(model, test_set, device, beam)
     log(f"\ntest: {len(sources)} source sentences | BLEU-4 {score:.1f} | beam {beam}\n")
@@ -380,8 +380,8 @@ def check_writable(path):
         sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
 
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"}, rebuilt on load as Model(**config), to a temporary
-    file renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    """Save {"kind", "config", "model"} (load_checkpoint rebuilds the model from config) to a
+    temporary file, renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -476,7 +476,7 @@ def main(argv=None):
         sys.exit(1)
 
 def train_or_translate(args, device, save):
-    if args.translate:  # a line out per line in; empty for empty
+    if args.translate:  # prints one line per input line, an empty one for an empty one
         model = load_checkpoint(args.checkpoint, device)
         if args.translate == ["-"] and hasattr(sys.stdin, "reconfigure"):
             sys.stdin.reconfigure(errors="replace")  # odd bytes: U+FFFD
@@ -497,8 +497,9 @@ def train_or_translate(args, device, save):
     train_set, val_set, test_set = split_by_source(pairs, args.seed)
     if not (val_set and test_set):
         sys.exit(f"error: {len(pairs)} pairs are too few; need 10 distinct sentences")
-    # From the training split only, as in use. With --all-pairs a word needs two sightings for
-    # its own id: one teaches next to nothing, and each word widens the output layer.
+    # From the training split only: in use, the model also meets words it never trained on.
+    # With --all-pairs a word needs two sightings for its own id: one teaches next to nothing,
+    # and each word widens the output layer.
     min_count = 2 if args.all_pairs else 1
     src_vocab = build_vocab([s for s, _ in train_set], min_count)
     tgt_vocab = build_vocab([t for _, t in train_set], min_count)
