@@ -89,7 +89,8 @@ def read_pairs(path, reverse, all_pairs, max_words):
                 pair = fields if reverse else fields[::-1]  # (source, target)
                 pairs.append(pair)
     if not pairs:
-        sys.exit(f"error: no pairs of <= {max_words} words a side in {path} (see --all-pairs)")
+        sys.exit(f"error: no pairs of <= {max_words} words a side in {path}; "
+                 "see --all-pairs and --max-words")
     return pairs
 
 def split_by_source(pairs, seed):
@@ -231,13 +232,9 @@ def train(args, model, train_set, val_set, device, save):
                 seconds = time.time() - start
                 log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss {loss.item():.4f} "
                     f"| {seconds:.0f}s elapsed, ETA {seconds / step * (total_steps - step):.0f}s")
-        # Validating costs a decoding of the validation split, so only the last third, where the
-        # best weights usually come, is validated; earlier epochs each save, so Ctrl-C leaves one.
-        if 3 * epoch <= 2 * epochs:
-            save(model)
-            log(f"epoch {epoch}/{epochs} done | saved; validated from epoch {2 * epochs // 3 + 1}")
-            continue
-        val_bleu = evaluate(model, val_set, device)[0]  # greedy, to rank epochs
+        # Greedy decoding of the validation split is cheap next to an epoch of training, so every
+        # epoch is validated and the best one saved: from the first epoch on, a model is on disk.
+        val_bleu = evaluate(model, val_set, device)[0]
         if val_bleu > best_bleu:  # strictly: on a tie, the earlier checkpoint stays
             best_bleu = val_bleu
             save(model)
@@ -306,9 +303,6 @@ def translate(model, sentences, device, beam=1):
         done = done[keep]
         limit = limit[keep]
         memory = [m[keep] for m in memory]
-    unended = sum(EOS not in row for row in results)
-    if unended:
-        log(f"note: {unended} translation(s) never ended, cut at 2 * source + {MARGIN} words")
     outputs = []
     for row in results:
         outputs.append([model.config["tgt_vocab"][j] for j in row if j > EOS])  # no <eos>, <pad>
@@ -462,7 +456,39 @@ def main(argv=None):
         save_checkpoint(args.checkpoint, model)
         saved.append(args.checkpoint)
     try:
-        train_or_translate(args, device, save)
+        if args.translate:  # one line out per line in, an empty one for an empty one
+            model = load_checkpoint(args.checkpoint, device)
+            if args.translate == ["-"] and hasattr(sys.stdin, "reconfigure"):
+                sys.stdin.reconfigure(errors="replace")  # odd bytes: U+FFFD
+            lines = sys.stdin.read().splitlines() if args.translate == ["-"] else args.translate
+            sentences = [tuple(tokenize(line)) for line in lines]  # dict keys
+            todo = sorted((s for s in sentences if s), key=len)  # shortest first
+            answers = {}  # sentence -> its translation's words, 512 a batch
+            for i in range(0, len(todo), 512):
+                chunk = todo[i:i + 512]
+                answers.update(zip(chunk, translate(model, chunk, device, args.beam)))
+            for s in sentences:  # in order, "i 'm" printed as "i'm"
+                print(" ".join(answers.get(s, [])).replace(" '", "'"))
+            return
+        check_writable(args.checkpoint)
+        path = args.pairs or args.data_dir / "eng-fra.txt"
+        if not args.pairs and not path.exists():  # only the default downloads
+            download(args.data_dir)
+        pairs = read_pairs(path, args.reverse, args.all_pairs, args.max_words)
+        train_set, val_set, test_set = split_by_source(pairs, args.seed)
+        if not (val_set and test_set):
+            sys.exit(f"error: {len(pairs)} pairs are too few; need 10 distinct sentences")
+        # From the training split only: in use, the model also meets words it never trained on.
+        # With --all-pairs a word needs two sightings for its own id: one teaches next to nothing,
+        # and each word widens the output layer.
+        min_count = 2 if args.all_pairs else 1
+        src_vocab = build_vocab([s for s, _ in train_set], min_count)
+        tgt_vocab = build_vocab([t for _, t in train_set], min_count)
+        log(f"{len(pairs)} pairs from {path.name} | train {len(train_set)}, val {len(val_set)}, "
+            f"test {len(test_set)} | vocab {len(src_vocab)} source, {len(tgt_vocab)} target words")
+        model = Translator(src_vocab, tgt_vocab, args.size, args.attention).to(device)
+        train(args, model, train_set, val_set, device, save)
+        report(load_checkpoint(args.checkpoint, device), test_set, device, args.beam)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
         if args.translate:
             log("interrupted")
@@ -474,40 +500,6 @@ def main(argv=None):
     except BrokenPipeError:  # `| head -1` left: end quietly, as the Python docs do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-
-def train_or_translate(args, device, save):
-    if args.translate:  # prints one line per input line, an empty one for an empty one
-        model = load_checkpoint(args.checkpoint, device)
-        if args.translate == ["-"] and hasattr(sys.stdin, "reconfigure"):
-            sys.stdin.reconfigure(errors="replace")  # odd bytes: U+FFFD
-        lines = sys.stdin.read().splitlines() if args.translate == ["-"] else args.translate
-        sentences = [tuple(tokenize(line)) for line in lines]  # tuples: dict keys
-        todo = sorted((s for s in sentences if s), key=len)  # like lengths together
-        chunks = [todo[i:i + 512] for i in range(0, len(todo), 512)]
-        outputs = [out for chunk in chunks for out in translate(model, chunk, device, args.beam)]
-        answers = dict(zip(todo, outputs))  # sentence -> its translation's words
-        for s in sentences:  # in order, "i 'm" printed as "i'm"
-            print(" ".join(answers.get(s, [])).replace(" '", "'"))
-        return
-    check_writable(args.checkpoint)
-    path = args.pairs or args.data_dir / "eng-fra.txt"
-    if not args.pairs and not path.exists():  # only the default file is downloaded
-        download(args.data_dir)
-    pairs = read_pairs(path, args.reverse, args.all_pairs, args.max_words)
-    train_set, val_set, test_set = split_by_source(pairs, args.seed)
-    if not (val_set and test_set):
-        sys.exit(f"error: {len(pairs)} pairs are too few; need 10 distinct sentences")
-    # From the training split only: in use, the model also meets words it never trained on.
-    # With --all-pairs a word needs two sightings for its own id: one teaches next to nothing,
-    # and each word widens the output layer.
-    min_count = 2 if args.all_pairs else 1
-    src_vocab = build_vocab([s for s, _ in train_set], min_count)
-    tgt_vocab = build_vocab([t for _, t in train_set], min_count)
-    log(f"{len(pairs)} pairs from {path.name} | train {len(train_set)}, val {len(val_set)}, "
-        f"test {len(test_set)} | vocab {len(src_vocab)} source, {len(tgt_vocab)} target words")
-    model = Translator(src_vocab, tgt_vocab, args.size, args.attention).to(device)
-    train(args, model, train_set, val_set, device, save)
-    report(load_checkpoint(args.checkpoint, device), test_set, device, args.beam)
 
 if __name__ == "__main__":
     main()

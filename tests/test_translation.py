@@ -78,9 +78,9 @@ def test_multihead_attention_trains_and_draws(s2s, trained, pairs_data, tmp_path
     assert code == 0 and len(out.splitlines()) == 2, err
 
 
-def test_no_unk_and_output_capped_per_sentence(s2s, trained, capsys):
+def test_no_unk_and_output_capped_per_sentence(s2s, trained):
     """Even a model that prefers <unk> above all and never writes <eos> gives neither: each
-    output stops at 2 * (source words) + MARGIN words, with a note on stderr."""
+    output stops at 2 * (source words) + MARGIN words."""
     model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
     with torch.no_grad():
         model.out.bias[s2s.UNK] = 100.0
@@ -90,7 +90,6 @@ def test_no_unk_and_output_capped_per_sentence(s2s, trained, capsys):
         outputs = s2s.translate(model, sources, torch.device("cpu"), beam)
         assert [len(out) for out in outputs] == [2 * 4 + s2s.MARGIN, 2 * 40 + s2s.MARGIN]
         assert not any(w in s2s.SPECIALS for out in outputs for w in out)
-    assert "2 translation(s) never ended" in capsys.readouterr().err
 
 
 def test_beam_search_keeps_the_most_likely_sentence(s2s, trained):
@@ -184,9 +183,7 @@ def test_reader_closing_the_pipe_ends_quietly(trained, tmp_path):
     run = subprocess.run(["bash", "-c", shell], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120)
     assert len(run.stdout.splitlines()) == 1, run.stdout
-    err = (tmp_path / "err.txt").read_text()  # may hold notes on translations cut short
-    assert err.startswith("device cpu\n") and "Traceback" not in err and "Exception" not in err
-    assert not [line for line in err.splitlines()[1:] if not line.startswith("note: ")], err
+    assert (tmp_path / "err.txt").read_text() == "device cpu\n"  # and nothing else
 
 
 def test_missing_corrupt_foreign_and_unsafe_checkpoints(s2s, trained, tmp_path):
@@ -345,8 +342,8 @@ def test_all_pairs_reads_words_seen_once_as_unk(s2s, tmp_path):
 
 def test_ctrl_c_after_the_first_epoch_leaves_a_usable_model(s2s, pairs_data, tmp_path,
                                                             monkeypatch):
-    """Validation runs in the last third of the epochs only; before, each epoch saves its
-    weights. A Ctrl-C in epoch 2 of 6 names a checkpoint that translates."""
+    """Every epoch is validated and the first always saves (its BLEU beats none), so a Ctrl-C
+    in epoch 2 of 6 names a checkpoint that translates."""
     ckpt = tmp_path / "m.pt"
     real_encode = s2s.encode
     calls = []
@@ -363,7 +360,7 @@ def test_ctrl_c_after_the_first_epoch_leaves_a_usable_model(s2s, pairs_data, tmp
                           "--epochs", 6, "--batch-size", 16)
     monkeypatch.setattr(s2s, "encode", real_encode)
     assert code == 130 and out == "", err
-    assert "epoch 1/6 done | saved" in err and "epoch 2/6 done" not in err, err
+    assert "epoch 1/6 done | val BLEU" in err and "epoch 2/6 done" not in err, err
     assert err.splitlines()[-1] == f"interrupted: the model saved last is at {ckpt}"
     code, out, err = translate(s2s, ckpt, "je suis grand .")
     assert code == 0 and len(out.splitlines()) == 1, err
