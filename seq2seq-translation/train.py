@@ -1,7 +1,7 @@
 """Translate French to English (or your own Tatoeba pairs) with a GRU encoder-decoder and attention.
     French words -> encoder: a GRU each way -> a state e_s per word, attention's keys and values
                                       `-> bridge -> the decoder's first state
-    "<sos> i 'm wet ." -> decoder: a GRU -> a state h_t per word, the query -> attention -> context
+    "<sos> i 'm wet ." -> decoder: a GRU -> a state h_t per word -> query W h_t -> attention
     [h_t; context] -> mix -> output layer -> a score per English word, for "i 'm wet . <eos>"
 Read it in this order: the data (read_pairs, split_by_source), the model (Translator, attend),
 train(), then translate() (beam search: the best few partial translations) and bleu().
@@ -140,9 +140,12 @@ class Translator(nn.Module):
         self.encoder = nn.GRU(size, size, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(2 * size, size)  # last states -> h_0
         self.decoder = nn.GRU(size, size, batch_first=True)
+        # multihead: HEADS heads, each with its own projections, can each attend to something
+        # else; each divides its scores by sqrt(size / HEADS), as dot products grow with size and
+        # would saturate the softmax. Its keys and values have e_s's 2 * size numbers (kdim, vdim).
         if attention == "luong":
             self.attn = nn.Linear(size, 2 * size, bias=False)  # the query W h_t
-        else:  # kdim, vdim: e_s's size; contexts come out with `size` numbers
+        else:
             self.attn = nn.MultiheadAttention(size, HEADS, kdim=2 * size, vdim=2 * size,
                                               batch_first=True)
         context_size = 2 * size if attention == "luong" else size
@@ -162,13 +165,10 @@ class Translator(nn.Module):
         return (states, src != PAD), hidden.unsqueeze(0)  # (B, S, 2 * size), (B, S), (1, B, size)
 
     def run_decoder(self, prev, hidden, states, mask, need_weights=True):
-        # multihead: HEADS heads, each with its own projections, can each attend to something
-        # else; each divides its scores by sqrt(size / HEADS), as dot products grow with size and
-        # would saturate the softmax. Trap: its key_padding_mask is True where it must IGNORE.
         h, hidden = self.decoder(self.drop(self.tgt_embed(prev)), hidden)  # (B, T, size)
         if isinstance(self.attn, nn.Linear):
             context, weights = attend(self.attn(h), states, states, mask)
-        else:
+        else:  # beware: its key_padding_mask is True where attention must ignore
             context, weights = self.attn(h, states, states, key_padding_mask=~mask,
                                          need_weights=need_weights)  # (B, T, size)
         mixed = torch.tanh(self.mix(torch.cat([h, context], dim=-1)))
@@ -197,8 +197,8 @@ def train(args, model, train_set, val_set, device, save):
     epochs = math.ceil(total_steps / steps_per_epoch)  # fewer if --max-steps cuts
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    # Label smoothing: the target is 0.9 on the true word plus 0.1 spread over all words; the
-    # logged loss is against that blurred target, so even a perfect model stays above the NLL.
+    # Label smoothing: the target is 0.9 on the true word plus 0.1 spread over all words, so the
+    # model is not pushed to certainty; the logged loss, against that target, is above the NLL.
     loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     batch_order = torch.Generator().manual_seed(args.seed)
     best_bleu = -1.0
@@ -207,7 +207,7 @@ def train(args, model, train_set, val_set, device, save):
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train_set), generator=batch_order).tolist()
-        order.sort(key=lambda j: len(train_set[j][0]))  # like lengths together
+        order.sort(key=lambda j: len(train_set[j][0]))  # like lengths share a batch
         batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
         for k in torch.randperm(len(batches), generator=batch_order)[:total_steps - step].tolist():
             # "i 'm wet ." -> decoder input "<sos> i 'm wet ." and target "i 'm wet . <eos>"
@@ -234,14 +234,14 @@ def train(args, model, train_set, val_set, device, save):
                     f"| {seconds:.0f}s elapsed, ETA {seconds / step * (total_steps - step):.0f}s")
         # Greedy decoding of the validation split is cheap next to an epoch of training, so every
         # epoch is validated and the best one saved: from the first epoch on, a model is on disk.
-        val_bleu = evaluate(model, val_set, device)[0]
+        val_bleu, _, _ = evaluate(model, val_set, device)
         if val_bleu > best_bleu:  # strictly: on a tie, the earlier checkpoint stays
             best_bleu = val_bleu
             save(model)
         log(f"epoch {epoch}/{epochs} done | val BLEU {val_bleu:.1f} | best {best_bleu:.1f}")
 
 # --- Evaluation --------------------------------------------------------------
-@torch.inference_mode()  # no autograd graph; replaces volatile=True Variables
+@torch.inference_mode()  # no autograd graph
 def translate(model, sentences, device, beam=1):
     """Beam search: each sentence keeps its `beam` best partial translations (prefixes); each
     step extends every prefix by every word and keeps the `beam` best candidates (--beam 1: the
@@ -257,7 +257,7 @@ def translate(model, sentences, device, beam=1):
     src, lengths = encode(sentences, model.src_stoi, device)  # (N, S), (N,)
     memory, hidden = model.run_encoder(src, lengths)
     # N sentences running, K = beam, R = N * K rows, S source words, T written, V vocab
-    memory = [m.repeat_interleave(beam, 0) for m in memory]  # (R, S, 2 * size), (R, S)
+    memory = [m.repeat_interleave(beam, dim=0) for m in memory]  # (R, S, 2 * size), (R, S)
     hidden = hidden.repeat_interleave(beam, dim=1)  # (1, R, size)
     limit = (2 * lengths + MARGIN).repeat_interleave(beam).to(device)  # (R,)
     # A sentence's K rows all start as "<sos>": only row 0 may expand, or K copies would win.
@@ -273,7 +273,7 @@ def translate(model, sentences, device, beam=1):
         logp = model.out(features[:, -1]).log_softmax(dim=-1)  # (R, V)
         vocab = logp.size(1)
         logp[:, [PAD, SOS, UNK]] = float("-inf")  # never written
-        # A finished row may only add <pad>, at no cost: its sum and its place stay.
+        # A finished row may only add <pad>, at no cost: its sum and rank stay (others may beat it).
         logp[done] = float("-inf")
         logp[done, PAD] = 0.0
         # Lengths with this step's word: <sos> counts for it, and a finished row adds none.
@@ -293,8 +293,8 @@ def translate(model, sentences, device, beam=1):
         done = done[parent] | (word == EOS) | (length[parent] >= limit)  # (R,)
         # A sentence whose rows have all ended leaves the batch, its first row as its answer.
         ended = done.view(n, beam).all(dim=1)  # (N,)
-        for i, row in zip(running[ended].tolist(), (beam * ended.nonzero()).view(-1).tolist()):
-            results[i] = words[row, 1:].tolist()
+        for i, place in zip(running[ended].tolist(), ended.nonzero().view(-1).tolist()):
+            results[i] = words[beam * place, 1:].tolist()  # its first row
         keep = (~ended).repeat_interleave(beam)  # (R,): the rows that run on
         running = running[~ended]
         logp_sum = logp_sum[~ended]
@@ -315,7 +315,7 @@ def bleu(hyps, refs):
     exp(1 - r / h) when the h hypothesis words are fewer than the r of the closest references:
     precision alone would reward saying little."""
     def ngrams(words, n):
-        return Counter(zip(*(words[i:] for i in range(n))))  # n-gram -> count
+        return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
 
     matched = [0] * 4  # for n = 1..4: hypothesis n-grams found in a reference
     proposed = [0] * 4  # for n = 1..4: all hypothesis n-grams
@@ -335,29 +335,29 @@ def bleu(hyps, refs):
     return 100 * min(1.0, math.exp(1 - ref_length / hyp_length)) * math.exp(log_precision)
 
 def evaluate(model, pairs, device, beam=1):
-    """BLEU of the model's translations, each distinct source against all its references."""
+    """(BLEU, distinct sources, their translations); each source against all its references."""
     refs = {}
     for src, tgt in pairs:
         refs.setdefault(tuple(src), []).append(tgt)
-    outputs = translate(model, [list(s) for s in refs], device, beam)
+    outputs = translate(model, list(refs), device, beam)
     return bleu(outputs, list(refs.values())), list(refs), outputs
 
 def report(model, test_set, device, beam):
     """Test BLEU, then the first test sentence's attention (rows: output words, columns: source
-    words, darker: read more). A weight says where a word took information from, not what it
-    translates (not an alignment): words often read the final ".", whose forward state has read
-    the whole sentence."""
+    words, darker: read more). A weight says where a word took information from, not which
+    source word it translates: each e_s has read the whole sentence, both ways, so words often
+    read the final ".", whose forward state has read it all. It is not an alignment."""
     score, sources, outputs = evaluate(model, test_set, device, beam)
     log(f"\ntest: {len(sources)} source sentences | BLEU-4 {score:.1f} | beam {beam}\n")
     src, lengths = encode(sources[:1], model.src_stoi, device)
     prev, _ = encode(outputs[:1], model.tgt_stoi, device, (SOS,))
     with torch.inference_mode():  # one decoder call over the translation
         memory, hidden = model.run_encoder(src, lengths)
-        attn = model.run_decoder(prev, hidden, *memory)[2][0]  # (words + 1, S)
+        _, _, weights = model.run_decoder(prev, hidden, *memory)  # (1, words + 1, S)
     widths = [max(len(w), 2) for w in sources[0]]
     m = max(len(w) for w in outputs[0] + ["<eos>"]) + 1  # the words' margin
     log(" " * m + " ".join(w.ljust(width) for w, width in zip(sources[0], widths)))
-    for word, row in zip(outputs[0] + ["<eos>"], attn.tolist()):
+    for word, row in zip(outputs[0] + ["<eos>"], weights[0].tolist()):
         log(word.ljust(m) + " ".join(" .:-=+*#%@"[round(9 * a)] * n for a, n in zip(row, widths)))
 
 # --- Checkpoints -------------------------------------------------------------
@@ -440,7 +440,7 @@ def main(argv=None):
     add("--translate", nargs="+", metavar="SENTENCE", help="translate with the saved model, one "
         "quoted sentence per argument ('-': each line of stdin)")
     add("--attention", default="luong", choices=["luong", "multihead"], help="luong: the score "
-        "(W h_t) . e_s, written out in attend(); multihead: nn.MultiheadAttention, 4 heads")
+        f"(W h_t) . e_s, written out in attend(); multihead: nn.MultiheadAttention, {HEADS} heads")
     add("--size", type=in_range(int, 1), default=160, help="embedding and GRU state size")
     add("--beam", type=in_range(int, 1, 64), default=4, help="beam size (1: greedy)")
     args = p.parse_args(argv)
@@ -463,8 +463,8 @@ def main(argv=None):
             lines = sys.stdin.read().splitlines() if args.translate == ["-"] else args.translate
             sentences = [tuple(tokenize(line)) for line in lines]  # dict keys
             todo = sorted((s for s in sentences if s), key=len)  # shortest first
-            answers = {}  # sentence -> its translation's words, 512 a batch
-            for i in range(0, len(todo), 512):
+            answers = {}  # sentence -> its translation's words
+            for i in range(0, len(todo), 512):  # 512 sentences a batch
                 chunk = todo[i:i + 512]
                 answers.update(zip(chunk, translate(model, chunk, device, args.beam)))
             for s in sentences:  # in order, "i 'm" printed as "i'm"
@@ -477,7 +477,7 @@ def main(argv=None):
         pairs = read_pairs(path, args.reverse, args.all_pairs, args.max_words)
         train_set, val_set, test_set = split_by_source(pairs, args.seed)
         if not (val_set and test_set):
-            sys.exit(f"error: {len(pairs)} pairs are too few; need 10 distinct sentences")
+            sys.exit(f"error: {len(pairs)} pairs are too few to split 80/10/10 by sentence")
         # From the training split only: in use, the model also meets words it never trained on.
         # With --all-pairs a word needs two sightings for its own id: one teaches next to nothing,
         # and each word widens the output layer.
