@@ -40,7 +40,7 @@ PAD, SOS, EOS, UNK = range(4)  # their ids in both vocabularies
 PREFIXES = ("i am ", "i 'm ", "he is", "he 's ", "she is", "she 's ", "you are", "you 're ",
             "we are", "we 're ", "they are", "they 're ")  # the 2017 subset
 DROPOUT = 0.1  # in training, zero each embedding and output number at this rate
-WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% of itself per step
+WEIGHT_DECAY = 0.1  # AdamW shrinks each weight by lr * 10% of itself per step
 GRAD_CLIP = 1.0  # larger gradient norms are scaled down to it: no wild steps
 LABEL_SMOOTHING = 0.1  # the target's share spread over all words (train())
 HEADS = 4  # --attention multihead: heads, each comparing --size / HEADS numbers
