@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -49,20 +50,16 @@ def log(*parts):
 def download(data_dir):
     """Move the tutorial archive's whole data/ folder into data_dir: one download serves all
     three scripts. Unpacked in a temporary folder first, it never leaves half a data set."""
-    if data_dir.exists() and not data_dir.is_dir():
+    if data_dir.is_file():
         sys.exit(f"error: --data-dir {data_dir} is a file; pass the folder that holds the data")
-    log(f"downloading {DATA_URL} into {data_dir}")
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
-            with urllib.request.urlopen(DATA_URL, timeout=60) as response:
-                zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
-            for item in (Path(tmp) / "data").iterdir():
-                if not (data_dir / item.name).exists():
-                    os.replace(item, data_dir / item.name)
-    except Exception as e:  # no network, an HTTP error, a broken archive, a full disk...
-        sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}); put its "
-                 f"data/ files in {data_dir} by hand, or pass --data-dir")
+    log(f"downloading {DATA_URL} into {data_dir} (offline? put its data/ files there by hand)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        with urllib.request.urlopen(DATA_URL, timeout=60) as response:
+            zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
+        for item in (Path(tmp) / "data").iterdir():
+            if not (data_dir / item.name).exists():
+                os.replace(item, data_dir / item.name)
 
 def read_names(data_dir):
     """Return (labels, examples): labels sorted by file name, examples as (name, label id)."""
@@ -72,10 +69,7 @@ def read_names(data_dir):
     files = sorted(names_dir.glob("*.txt"))  # sorted: stable label ids
     examples = set()  # a set: Arabic.txt repeats ~100 names twenty times over
     for label_id, f in enumerate(files):
-        try:
-            lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as e:
-            sys.exit(f"error: cannot read {f} ({e.strerror})")
+        lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
         # unidecode maps every script to ASCII, a small alphabet; then empties go (a BOM: "")
         names = [unidecode(line).strip() for line in lines]
         examples.update((name, label_id) for name in names if name)
@@ -256,40 +250,26 @@ def report(model, test_set, device):
             f"{'#' * round(20 * r)}")
 
 # --- Checkpoints -------------------------------------------------------------
-def check_writable(path):
-    """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.touch()
-        tmp.unlink()
-        if path.is_dir():
-            raise IsADirectoryError(path)
-    except OSError as e:
-        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
-
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"} (load_checkpoint rebuilds the model from config) to a
-    temporary file, renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    """Save {"kind", "config", "model"} to a temporary file, renamed over `path` in one step:
+    a Ctrl-C never leaves half a checkpoint. A path that cannot be written fails as an OSError."""
     tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
-        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as f:
+        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, f)
+    os.replace(tmp, path)
 
 def load_checkpoint(path, device):
-    if not path.is_file():
-        sys.exit(f"error: no checkpoint at {path}; train one first: python {HERE.name}/train.py")
-    try:  # weights_only=True: tensors and plain data only, so a file runs no code
+    """Rebuild the saved model. weights_only=True: a file from elsewhere can run no code."""
+    try:
         state = torch.load(path, map_location=device, weights_only=True)
         if state.get("kind") != KIND:
             sys.exit(f"error: {path} is a {state.get('kind') or 'foreign'} checkpoint, not {KIND}")
         model = NameClassifier(**state["config"])
         model.load_state_dict(state["model"])
-    except Exception as e:  # not torch's, not a dict, missing keys, other sizes
-        sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
+    except Exception as e:  # missing, not torch's, not a dict, missing keys, other sizes
+        sys.exit(f"error: no usable checkpoint at {path} ({type(e).__name__}); train one: "
+                 f"python {HERE.name}/train.py")
     return model.to(device)
 
 # --- Command line ------------------------------------------------------------
@@ -328,16 +308,7 @@ def predict_command(model, raw_names, device, blank_ok=False):
         print("\t".join(out))
     return 1 if any(problem for _, problem in cleaned) else 0
 
-def in_range(kind, low, high=math.inf):
-    """An argparse type: a number of `kind` in [low, high]; nan fails every comparison."""
-    def number(text):
-        value = kind(text)  # argparse turns a ValueError here into "invalid number value: 'x'"
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
-        return value
-    return number
-
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, no usage
@@ -346,34 +317,36 @@ def main(argv=None):
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
-    add("--seed", type=in_range(int, 0, 2**63 - 1), default=0,
-        help="seeds the split, the weights and the batch order")
-    add("--epochs", type=in_range(int, 1), default=10, help="passes over the training names")
-    add("--max-steps", type=in_range(int, 0), default=0, help="stop after N steps (0: no limit)")
-    add("--batch-size", type=in_range(int, 1), default=128, help="names per optimisation step")
-    add("--lr", type=in_range(float, 1e-6, 1.0), default=4e-3, help="peak learning rate of AdamW")
-    add("--log-every", type=in_range(int, 1), default=50, help="print progress every N steps")
+    add("--seed", type=int, default=0, help="seeds the split, the weights and the batch order")
+    add("--epochs", type=int, default=10, help="passes over the training names")
+    add("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
+    add("--batch-size", type=int, default=128, help="names per optimisation step")
+    add("--lr", type=float, default=4e-3, help="peak learning rate of AdamW")
+    add("--log-every", type=int, default=50, help="print progress every N steps")
     add("--predict", nargs="+", metavar="NAME", help="classify names ('-': lines of stdin)")
     args = p.parse_args(argv)
+    # The numbers are checked here, once; NaN fails every comparison, so it is refused too.
+    for name in ["epochs", "batch_size", "lr", "log_every"]:
+        if not getattr(args, name) > 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
+        p.error("--seed and --max-steps must be 0 or more (--seed below 2**63)")
     if not args.checkpoint.name:
         p.error("--checkpoint needs a file name")
+    return args
+
+def main(argv=None):
+    args = parse_args(argv)
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights and dropout
-    saved = []  # filled by save(): Ctrl-C promises only a model this run saved
-    def save(model):
-        save_checkpoint(args.checkpoint, model)
-        saved.append(args.checkpoint)
-    try:
+    try:  # one boundary for the whole run: a file or the network fails as an OSError (below)
         if args.predict:
             model = load_checkpoint(args.checkpoint, device)
-            for stream in (sys.stdin, sys.stdout):  # odd bytes must not end the run
-                if hasattr(stream, "reconfigure"):
-                    stream.reconfigure(errors="replace")
+            sys.stdin.reconfigure(errors="replace")  # odd bytes read as U+FFFD
             from_stdin = args.predict == ["-"]
             names = sys.stdin.read().splitlines() if from_stdin else args.predict
             sys.exit(predict_command(model, names, device, blank_ok=from_stdin))
-        check_writable(args.checkpoint)
         labels, examples = read_names(args.data_dir)
         train_set, val_set, test_set = split_by_name(examples, args.seed)
         chars = sorted(set("".join(name for name, _ in train_set)))
@@ -381,20 +354,16 @@ def main(argv=None):
         log(f"{len(examples)} (name, language) pairs, {len(labels)} languages, {len(chars)} "
             f"characters | train {len(train_set)}, val {len(val_set)}, test {len(test_set)}")
         model = NameClassifier(chars, labels, counts.tolist()).to(device)
-        train(args, model, train_set, val_set, device, save)
-        model = load_checkpoint(args.checkpoint, device)  # what train() saved last
-        report(model, test_set, device)
+        train(args, model, train_set, val_set, device, partial(save_checkpoint, args.checkpoint))
+        report(load_checkpoint(args.checkpoint, device), test_set, device)  # saved last
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
-        if args.predict:
-            log("interrupted")
-        elif saved:
-            log(f"interrupted: the model saved last is at {args.checkpoint}")
-        else:
-            log("interrupted before the first save: no checkpoint was written")
+        log("interrupted")
         sys.exit(130)
-    except BrokenPipeError:  # the reader left (`| head -1`): end quietly
+    except BrokenPipeError:  # the reader left (`| head -1`): end quietly, as the Python docs do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except OSError as e:  # a file missing, unreadable or unwritable; no network (a URLError)
+        sys.exit(f"error: {e}")
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ import time
 import urllib.request
 import zipfile
 from collections import namedtuple
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -49,20 +50,16 @@ def log(*parts):
 def download(data_dir):
     """Move the tutorial archive's whole data/ folder into data_dir: one download serves all
     three scripts. Unpacked in a temporary folder first, it never leaves half a data set."""
-    if data_dir.exists() and not data_dir.is_dir():
+    if data_dir.is_file():
         sys.exit(f"error: --data-dir {data_dir} is a file; pass the folder that holds the data")
-    log(f"downloading {DATA_URL} into {data_dir}")
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
-            with urllib.request.urlopen(DATA_URL, timeout=60) as response:
-                zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
-            for item in (Path(tmp) / "data").iterdir():
-                if not (data_dir / item.name).exists():
-                    os.replace(item, data_dir / item.name)
-    except Exception as e:  # no network, an HTTP error, a broken archive, a full disk...
-        sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}); put its "
-                 f"data/ files in {data_dir} by hand, or pass --data-dir")
+    log(f"downloading {DATA_URL} into {data_dir} (offline? put its data/ files there by hand)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        with urllib.request.urlopen(DATA_URL, timeout=60) as response:
+            zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
+        for item in (Path(tmp) / "data").iterdir():
+            if not (data_dir / item.name).exists():
+                os.replace(item, data_dir / item.name)
 
 def read_names(data_dir):
     """Return (sorted labels, sorted distinct (name, label index) pairs) from names/*.txt."""
@@ -71,10 +68,8 @@ def read_names(data_dir):
     files = sorted((data_dir / "names").glob("*.txt"))
     pairs = set()  # Arabic.txt lists ~100 names twenty times: once teaches as much
     for label, path in enumerate(files):
-        try:  # errors="replace": a stray non-UTF-8 byte costs a letter, not the run
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as e:  # a folder named English.txt, no permission...
-            sys.exit(f"error: cannot read {path} ({e.strerror}); check it or pass --data-dir")
+        # errors="replace": a stray non-UTF-8 byte costs a letter, not the run
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         # unidecode turns "Šimon" into "Simon": an ASCII alphabet of ~55 characters, not 1000s.
         names = (unidecode(line).strip() for line in lines)
         pairs.update((name, label) for name in names if name)
@@ -272,40 +267,26 @@ def report(model, train_set, test_set, dropped, train_names, device):
         f"{len(set(every)) / len(every):.1%} distinct")
 
 # --- Checkpoints -------------------------------------------------------------
-def check_writable(path):
-    """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.touch()
-        tmp.unlink()
-        if path.is_dir():
-            raise IsADirectoryError(path)
-    except OSError as e:
-        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
-
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"} (load_checkpoint rebuilds the model from config) to a
-    temporary file, renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    """Save {"kind", "config", "model"} to a temporary file, renamed over `path` in one step:
+    a Ctrl-C never leaves half a checkpoint. A path that cannot be written fails as an OSError."""
     tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
-        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as f:
+        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, f)
+    os.replace(tmp, path)
 
 def load_checkpoint(path, device):
-    if not path.is_file():
-        sys.exit(f"error: no checkpoint at {path}; train one first: python {HERE.name}/train.py")
-    try:  # weights_only=True: tensors and plain data only, so a file runs no code
+    """Rebuild the saved model. weights_only=True: a file from elsewhere can run no code."""
+    try:
         state = torch.load(path, map_location=device, weights_only=True)
         if state.get("kind") != KIND:
             sys.exit(f"error: {path} is a {state.get('kind') or 'foreign'} checkpoint, not {KIND}")
         model = NameGenerator(**state["config"])
         model.load_state_dict(state["model"])
-    except Exception as e:  # not torch's, not a dict, missing keys, other sizes
-        sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
+    except Exception as e:  # missing, not torch's, not a dict, missing keys, other sizes
+        sys.exit(f"error: no usable checkpoint at {path} ({type(e).__name__}); train one: "
+                 f"python {HERE.name}/train.py")
     return model.to(device)
 
 # --- Command line ------------------------------------------------------------
@@ -318,16 +299,7 @@ def pick_device(name):
         sys.exit(f"error: --device {name} is not available here; use --device cpu or auto")
     return torch.device(name)
 
-def in_range(kind, low, high=math.inf):
-    """An argparse type: a number of `kind` in [low, high]; nan fails every comparison."""
-    def number(text):
-        value = kind(text)  # argparse turns a ValueError here into "invalid number value: 'x'"
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
-        return value
-    return number
-
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, no usage
@@ -336,28 +308,36 @@ def main(argv=None):
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
-    add("--seed", type=in_range(int, 0, 2**63 - 1), default=0,
+    add("--seed", type=int, default=0,
         help="seeds the split, the weights, the batch order and sampling: same seed, same names")
-    add("--epochs", type=in_range(int, 1), default=14, help="passes over the training names")
-    add("--max-steps", type=in_range(int, 0), default=0, help="stop after N steps (0: no limit)")
-    add("--batch-size", type=in_range(int, 1), default=64, help="names per step")
-    add("--lr", type=in_range(float, 1e-6, 1.0), default=4e-3, help="peak learning rate of AdamW")
-    add("--log-every", type=in_range(int, 1), default=50, help="print progress every N steps")
+    add("--epochs", type=int, default=14, help="passes over the training names")
+    add("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
+    add("--batch-size", type=int, default=64, help="names per step")
+    add("--lr", type=float, default=4e-3, help="peak learning rate of AdamW")
+    add("--log-every", type=int, default=50, help="print progress every N steps")
     add("--sample", action="store_true", help="print names from the checkpoint to stdout")
     add("--language", nargs="+", default=["all"], help="label(s) to sample, or all")
-    add("--num", type=in_range(int, 1, 100_000), default=10, help="names per language")
-    add("--temperature", type=in_range(float, 1e-3, 1e3), default=1.0, help="lower: safer")
+    add("--num", type=int, default=10, help="names per language, at most 100000")
+    add("--temperature", type=float, default=1.0, help="lower: safer; in [0.001, 1000]")
     args = p.parse_args(argv)
+    # The numbers are checked here, once; NaN fails every comparison, so it is refused too.
+    for name in ["epochs", "batch_size", "lr", "log_every"]:
+        if not getattr(args, name) > 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
+        p.error("--seed and --max-steps must be 0 or more (--seed below 2**63)")
+    if not (0 < args.num <= 100_000 and 1e-3 <= args.temperature <= 1e3):
+        p.error("--num must be in [1, 100000] and --temperature in [0.001, 1000]")
     if not args.checkpoint.name:
         p.error("--checkpoint needs a file name")
+    return args
+
+def main(argv=None):
+    args = parse_args(argv)
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights, dropout and sampling
-    saved = []  # filled by save(): Ctrl-C promises only a model this run saved
-    def save(model):
-        save_checkpoint(args.checkpoint, model)
-        saved.append(args.checkpoint)
-    try:
+    try:  # one boundary for the whole run: a file or the network fails as an OSError (below)
         if args.sample:
             model = load_checkpoint(args.checkpoint, device)
             known = model.labels
@@ -369,7 +349,6 @@ def main(argv=None):
                 names = sample(model, known.index(language), args.num, device, args.temperature)
                 print("\n".join(names), flush=True)
             return
-        check_writable(args.checkpoint)
         labels, pairs = read_names(args.data_dir)
         train_pairs, val_pairs, test_pairs = split_by_name(pairs, args.seed)
         chars = sorted(set("".join(name for name, _ in train_pairs)))  # training alphabet
@@ -381,20 +360,17 @@ def main(argv=None):
             f"val {len(val_set.labels)}, test {len(test_set.labels)} ({val_dropped} and "
             f"{test_dropped} dropped: unseen character); {len(chars)} characters")
         model = NameGenerator(chars, labels).to(device)
-        train(args, model, train_set, val_set, device, save)
+        train(args, model, train_set, val_set, device, partial(save_checkpoint, args.checkpoint))
         model = load_checkpoint(args.checkpoint, device)  # the best, not the last
         report(model, train_set, test_set, test_dropped, {n for n, _ in train_pairs}, device)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
-        if args.sample:
-            log("interrupted")
-        elif saved:
-            log(f"interrupted: the model saved last is at {args.checkpoint}")
-        else:
-            log("interrupted before the first save: no checkpoint was written")
+        log("interrupted")
         sys.exit(130)
-    except BrokenPipeError:  # the reader left (`| head -1`): end quietly
+    except BrokenPipeError:  # the reader left (`| head -1`): end quietly, as the Python docs do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except OSError as e:  # a file missing, unreadable or unwritable; no network (a URLError)
+        sys.exit(f"error: {e}")
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ import time
 import urllib.request
 import zipfile
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -46,6 +47,7 @@ LABEL_SMOOTHING = 0.1  # the target's share spread over all words (train())
 HEADS = 4  # --attention multihead: heads, each comparing --size / HEADS numbers
 ALPHA = 1.0  # length penalty strength (translate()): 0 ranks by raw sum; more favours longer
 MARGIN = 10  # an output may have 2 * (source words) + MARGIN words, then it is cut
+CHUNK = 1024  # rows (sentences x beam) decoded at once, which bounds the memory
 
 def log(*parts):
     """Progress, notes and errors go to stderr, so stdout carries only the answers."""
@@ -55,20 +57,16 @@ def log(*parts):
 def download(data_dir):
     """Move the tutorial archive's whole data/ folder into data_dir: one download serves all
     three scripts. Unpacked in a temporary folder first, it never leaves half a data set."""
-    if data_dir.exists() and not data_dir.is_dir():
+    if data_dir.is_file():
         sys.exit(f"error: --data-dir {data_dir} is a file; pass the folder that holds the data")
-    log(f"downloading {DATA_URL} into {data_dir}")
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
-            with urllib.request.urlopen(DATA_URL, timeout=60) as response:
-                zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
-            for item in (Path(tmp) / "data").iterdir():
-                if not (data_dir / item.name).exists():
-                    os.replace(item, data_dir / item.name)
-    except Exception as e:  # no network, an HTTP error, a broken archive, a full disk...
-        sys.exit(f"error: could not download {DATA_URL} ({type(e).__name__}); put its "
-                 f"data/ files in {data_dir} by hand, or pass --data-dir")
+    log(f"downloading {DATA_URL} into {data_dir} (offline? put its data/ files there by hand)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        with urllib.request.urlopen(DATA_URL, timeout=60) as response:
+            zipfile.ZipFile(io.BytesIO(response.read())).extractall(tmp)
+        for item in (Path(tmp) / "data").iterdir():
+            if not (data_dir / item.name).exists():
+                os.replace(item, data_dir / item.name)
 
 def tokenize(text):
     """ASCII, lower case, punctuation apart; an apostrophe starts a word: "J'ai" -> j 'ai."""
@@ -77,10 +75,7 @@ def tokenize(text):
 def read_pairs(path, reverse, all_pairs, max_words):
     """(source, target) word lists from English<TAB>other language lines (Tatoeba, Anki; more
     columns ignored): the other language into English, or English into it with `reverse`."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as e:  # a folder, no permission...
-        sys.exit(f"error: cannot read {path} ({e.strerror})")
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     pairs = []
     for line in lines:
         fields = [tokenize(field) for field in line.split("\t")[:2]]
@@ -88,8 +83,8 @@ def read_pairs(path, reverse, all_pairs, max_words):
             if all_pairs or " ".join(fields[0]).startswith(PREFIXES):
                 pair = fields if reverse else fields[::-1]  # (source, target)
                 pairs.append(pair)
-    if not pairs:
-        sys.exit(f"error: no pairs of <= {max_words} words a side in {path}; "
+    if len({tuple(source) for source, _ in pairs}) < 10:  # the split needs 10 to fill 80/10/10
+        sys.exit(f"error: under 10 distinct sentences of <= {max_words} words a side in {path}; "
                  "see --all-pairs and --max-words")
     return pairs
 
@@ -104,7 +99,9 @@ def split_by_source(pairs, seed):
     return [[pair for pair in pairs if " ".join(pair[0]) in side] for side in sides]
 
 def build_vocab(sentences, min_count):
-    """The specials, then each word seen min_count times or more; the others read as <unk>."""
+    """The specials, then each word seen min_count times or more in the training split; the
+    others read as <unk>, as in use the model meets words it never trained on. With --all-pairs
+    min_count is 2: a word seen once teaches next to nothing, and each word widens the output."""
     counts = Counter(word for sentence in sentences for word in sentence)
     return SPECIALS + sorted(word for word, count in counts.items() if count >= min_count)
 
@@ -241,8 +238,22 @@ def train(args, model, train_set, val_set, device, save):
         log(f"epoch {epoch}/{epochs} done | val BLEU {val_bleu:.1f} | best {best_bleu:.1f}")
 
 # --- Evaluation --------------------------------------------------------------
-@torch.inference_mode()  # no autograd graph
 def translate(model, sentences, device, beam=1):
+    """Translate word lists, in order; an empty one gets an empty answer. Shortest first and
+    CHUNK rows (sentences x beam) at a time: the memory stays bounded however many come, and a
+    chunk's sentences need about as many decoding steps."""
+    order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
+    per_chunk = max(1, CHUNK // beam)
+    outputs = [[] for _ in sentences]
+    for start in range(0, len(order), per_chunk):
+        chunk = order[start:start + per_chunk]
+        answers = beam_search(model, [sentences[i] for i in chunk], device, beam)
+        for i, words in zip(chunk, answers):
+            outputs[i] = words
+    return outputs
+
+@torch.inference_mode()  # no autograd graph
+def beam_search(model, sentences, device, beam):
     """Beam search: each sentence keeps its `beam` best partial translations (prefixes); each
     step extends every prefix by every word and keeps the `beam` best candidates (--beam 1: the
     best word each step, greedy decoding). A prefix's score is the sum of its words'
@@ -250,25 +261,24 @@ def translate(model, sentences, device, beam=1):
     Each word lowers the sum, so raw sums favour short outputs: candidates are ranked by
     sum / ((5 + length) / 6) ** ALPHA, GNMT's length penalty (Wu et al. 2016), while a prefix
     carries its raw sum, as its penalty changes with each word. The prefixes are the rows of one
-    batch, `beam` per sentence still running, each sentence's best first:
-        sentence:  0  0  0 | 1  1  1      2 running sentences, beam = 3:
-        row:       0  1  2 | 3  4  5      row r belongs to running sentence r // 3"""
+    batch, `beam` per sentence, each sentence's best first; a finished row stays in the batch
+    until every row has ended:
+        sentence:  0  0  0 | 1  1  1      2 sentences, beam = 3:
+        row:       0  1  2 | 3  4  5      row r belongs to sentence r // 3"""
     model.eval()
     src, lengths = encode(sentences, model.src_stoi, device)  # (N, S), (N,)
     memory, hidden = model.run_encoder(src, lengths)
-    # N sentences running, K = beam, R = N * K rows, S source words, T written, V vocab
+    # N sentences, K = beam, R = N * K rows, S source words, T written, V target words
+    n = len(sentences)
     memory = [m.repeat_interleave(beam, dim=0) for m in memory]  # (R, S, 2 * size), (R, S)
     hidden = hidden.repeat_interleave(beam, dim=1)  # (1, R, size)
     limit = (2 * lengths + MARGIN).repeat_interleave(beam).to(device)  # (R,)
     # A sentence's K rows all start as "<sos>": only row 0 may expand, or K copies would win.
-    logp_sum = torch.full((len(sentences), beam), -math.inf, device=device)  # (N, K)
+    logp_sum = torch.full((n, beam), -math.inf, device=device)  # (N, K)
     logp_sum[:, 0] = 0.0
-    words = torch.full((len(limit), 1), SOS, device=device)  # (R, T + 1)
-    done = torch.zeros(len(limit), dtype=torch.bool, device=device)  # (R,)
-    running = torch.arange(len(sentences), device=device)  # (N,): i of sentences[i]
-    results = [None] * len(sentences)  # sentences[i]'s best word ids
-    while len(running) > 0:
-        n = len(running)
+    words = torch.full((n * beam, 1), SOS, device=device)  # (R, T + 1)
+    done = torch.zeros(n * beam, dtype=torch.bool, device=device)  # (R,)
+    while not done.all():
         features, hidden, _ = model.run_decoder(words[:, -1:], hidden, *memory, need_weights=False)
         logp = model.out(features[:, -1]).log_softmax(dim=-1)  # (R, V)
         vocab = logp.size(1)
@@ -291,22 +301,8 @@ def translate(model, sentences, device, beam=1):
         words = torch.cat([words[parent], word.unsqueeze(1)], dim=1)  # (R, T + 2)
         hidden = hidden[:, parent]  # (1, R, size)
         done = done[parent] | (word == EOS) | (length[parent] >= limit)  # (R,)
-        # A sentence whose rows have all ended leaves the batch, its first row as its answer.
-        ended = done.view(n, beam).all(dim=1)  # (N,)
-        for i, place in zip(running[ended].tolist(), ended.nonzero().view(-1).tolist()):
-            results[i] = words[beam * place, 1:].tolist()  # its first row
-        keep = (~ended).repeat_interleave(beam)  # (R,): the rows that run on
-        running = running[~ended]
-        logp_sum = logp_sum[~ended]
-        words = words[keep]
-        hidden = hidden[:, keep]
-        done = done[keep]
-        limit = limit[keep]
-        memory = [m[keep] for m in memory]
-    outputs = []
-    for row in results:
-        outputs.append([model.config["tgt_vocab"][j] for j in row if j > EOS])  # no <eos>, <pad>
-    return outputs
+    best = words[::beam, 1:].tolist()  # each sentence's first row, without <sos>
+    return [[model.config["tgt_vocab"][j] for j in row if j > EOS] for row in best]
 
 def bleu(hyps, refs):
     """Corpus BLEU-4 (Papineni et al. 2002); refs[i]: hyps[i]'s references. For n = 1..4, the
@@ -361,40 +357,26 @@ def report(model, test_set, device, beam):
         log(word.ljust(m) + " ".join(" .:-=+*#%@"[round(9 * a)] * n for a, n in zip(row, widths)))
 
 # --- Checkpoints -------------------------------------------------------------
-def check_writable(path):
-    """Before training: a bad --checkpoint must fail in seconds, not after the first epoch."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.touch()
-        tmp.unlink()
-        if path.is_dir():
-            raise IsADirectoryError(path)
-    except OSError as e:
-        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
-
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"} (load_checkpoint rebuilds the model from config) to a
-    temporary file, renamed over `path` in one step: a Ctrl-C never leaves half a checkpoint."""
+    """Save {"kind", "config", "model"} to a temporary file, renamed over `path` in one step:
+    a Ctrl-C never leaves half a checkpoint. A path that cannot be written fails as an OSError."""
     tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError for an unwritable path
-        sys.exit(f"error: cannot write {path} ({type(e).__name__}); pass another --checkpoint")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as f:
+        torch.save({"kind": KIND, "config": model.config, "model": model.state_dict()}, f)
+    os.replace(tmp, path)
 
 def load_checkpoint(path, device):
-    if not path.is_file():
-        sys.exit(f"error: no checkpoint at {path}; train one first: python {HERE.name}/train.py")
-    try:  # weights_only: a foreign file can run no code
+    """Rebuild the saved model. weights_only=True: a file from elsewhere can run no code."""
+    try:
         state = torch.load(path, map_location=device, weights_only=True)
         if state.get("kind") != KIND:
             sys.exit(f"error: {path} is a {state.get('kind') or 'foreign'} checkpoint, not {KIND}")
         model = Translator(**state["config"])
         model.load_state_dict(state["model"])
-    except Exception as e:  # not torch's, not a dict, missing keys, other sizes
-        sys.exit(f"error: {path} is not a usable checkpoint ({type(e).__name__}); retrain it")
+    except Exception as e:  # missing, not torch's, not a dict, missing keys, other sizes
+        sys.exit(f"error: no usable checkpoint at {path} ({type(e).__name__}); train one: "
+                 f"python {HERE.name}/train.py")
     return model.to(device)
 
 # --- Command line ------------------------------------------------------------
@@ -407,99 +389,78 @@ def pick_device(name):
         sys.exit(f"error: --device {name} is not available here; use --device cpu or auto")
     return torch.device(name)
 
-def in_range(kind, low, high=math.inf):
-    """An argparse type: a number of `kind` in [low, high]; nan fails every comparison."""
-    def number(text):
-        value = kind(text)  # argparse turns a ValueError here into "invalid number value: 'x'"
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
-        return value
-    return number
-
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line
+    p.error = lambda message: p.exit(2, f"error: {message}\n")  # one line, no usage
     add = p.add_argument
     add("--data-dir", type=Path, default=HERE.parent / "data", help="where eng-fra.txt is")
-    add("--pairs", type=Path, metavar="FILE", help="English<TAB>other language lines, as in "
-        "Tatoeba's deu-eng.txt (None: eng-fra.txt in --data-dir, downloaded if missing)")
+    add("--pairs", type=Path, metavar="FILE", help="English<TAB>other language lines, not eng-fra")
     add("--reverse", action="store_true", help="translate English into the other language")
-    add("--all-pairs", action="store_true", help="keep every pair, not only English like "
-        "'i am ...', 'he is ...'; then words seen once in training read as <unk>")
-    add("--max-words", type=in_range(int, 1), default=10, help="keep pairs of <= N words a side")
+    add("--all-pairs", action="store_true", help="every pair, not only 'i am ...', 'he is ...'")
+    add("--max-words", type=int, default=10, help="keep pairs of <= N words a side")
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
-    add("--seed", type=in_range(int, 0, 2**63 - 1), default=0, help="seeds the split, the weights")
-    add("--epochs", type=in_range(int, 1), default=18, help="passes over the training pairs")
-    add("--max-steps", type=in_range(int, 0), default=0, help="stop after N steps (0: no limit)")
-    add("--batch-size", type=in_range(int, 1), default=64, help="sentence pairs per step")
-    add("--lr", type=in_range(float, 1e-6, 1.0), default=5e-3, help="peak learning rate of AdamW")
-    add("--log-every", type=in_range(int, 1), default=50, help="print progress every N steps")
-    add("--translate", nargs="+", metavar="SENTENCE", help="translate with the saved model, one "
-        "quoted sentence per argument ('-': each line of stdin)")
+    add("--seed", type=int, default=0, help="seeds the split, the weights and the batch order")
+    add("--epochs", type=int, default=18, help="passes over the training pairs")
+    add("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
+    add("--batch-size", type=int, default=64, help="sentence pairs per step")
+    add("--lr", type=float, default=5e-3, help="peak learning rate of AdamW")
+    add("--log-every", type=int, default=50, help="print progress every N steps")
+    add("--translate", nargs="+", metavar="SENTENCE", help="one quoted sentence per argument "
+        "('-': each line of stdin), translated by the saved model")
     add("--attention", default="luong", choices=["luong", "multihead"], help="luong: the score "
         f"(W h_t) . e_s, written out in attend(); multihead: nn.MultiheadAttention, {HEADS} heads")
-    add("--size", type=in_range(int, 1), default=160, help="embedding and GRU state size")
-    add("--beam", type=in_range(int, 1, 64), default=4, help="beam size (1: greedy)")
+    add("--size", type=int, default=160, help="embedding and GRU state size")
+    add("--beam", type=int, default=4, help="beam size (1: greedy)")
     args = p.parse_args(argv)
+    # The numbers are checked here, once; NaN fails every comparison, so it is refused too.
+    for name in ["epochs", "batch_size", "lr", "log_every", "max_words", "size", "beam"]:
+        if not getattr(args, name) > 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
+        p.error("--seed and --max-steps must be 0 or more (--seed below 2**63)")
     if args.attention == "multihead" and args.size % HEADS:
         p.error(f"--size must divide by {HEADS} heads")
     if not args.checkpoint.name:
         p.error("--checkpoint needs a file name")
+    return args
+
+def main(argv=None):
+    args = parse_args(argv)
     device = pick_device(args.device)
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights and dropout
-    saved = []  # a Ctrl-C may promise only what this run saved
-    def save(model):
-        save_checkpoint(args.checkpoint, model)
-        saved.append(args.checkpoint)
-    try:
+    try:  # one boundary for the whole run: a file or the network fails as an OSError (below)
         if args.translate:  # one line out per line in, an empty one for an empty one
             model = load_checkpoint(args.checkpoint, device)
-            if args.translate == ["-"] and hasattr(sys.stdin, "reconfigure"):
-                sys.stdin.reconfigure(errors="replace")  # odd bytes: U+FFFD
+            sys.stdin.reconfigure(errors="replace")  # odd bytes read as U+FFFD
             lines = sys.stdin.read().splitlines() if args.translate == ["-"] else args.translate
-            sentences = [tuple(tokenize(line)) for line in lines]  # dict keys
-            todo = sorted((s for s in sentences if s), key=len)  # shortest first
-            answers = {}  # sentence -> its translation's words
-            for i in range(0, len(todo), 512):  # 512 sentences a batch
-                chunk = todo[i:i + 512]
-                answers.update(zip(chunk, translate(model, chunk, device, args.beam)))
-            for s in sentences:  # in order, "i 'm" printed as "i'm"
-                print(" ".join(answers.get(s, [])).replace(" '", "'"))
+            for words in translate(model, [tokenize(line) for line in lines], device, args.beam):
+                print(" ".join(words).replace(" '", "'"))  # "i 'm" printed as "i'm"
             return
-        check_writable(args.checkpoint)
         path = args.pairs or args.data_dir / "eng-fra.txt"
         if not args.pairs and not path.exists():  # only the default downloads
             download(args.data_dir)
         pairs = read_pairs(path, args.reverse, args.all_pairs, args.max_words)
         train_set, val_set, test_set = split_by_source(pairs, args.seed)
-        if not (val_set and test_set):
-            sys.exit(f"error: {len(pairs)} pairs are too few to split 80/10/10 by sentence")
-        # From the training split only: in use, the model also meets words it never trained on.
-        # With --all-pairs a word needs two sightings for its own id: one teaches next to nothing,
-        # and each word widens the output layer.
         min_count = 2 if args.all_pairs else 1
         src_vocab = build_vocab([s for s, _ in train_set], min_count)
         tgt_vocab = build_vocab([t for _, t in train_set], min_count)
         log(f"{len(pairs)} pairs from {path.name} | train {len(train_set)}, val {len(val_set)}, "
             f"test {len(test_set)} | vocab {len(src_vocab)} source, {len(tgt_vocab)} target words")
         model = Translator(src_vocab, tgt_vocab, args.size, args.attention).to(device)
-        train(args, model, train_set, val_set, device, save)
+        train(args, model, train_set, val_set, device, partial(save_checkpoint, args.checkpoint))
         report(load_checkpoint(args.checkpoint, device), test_set, device, args.beam)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
-        if args.translate:
-            log("interrupted")
-        elif saved:
-            log(f"interrupted: the model saved last is at {args.checkpoint}")
-        else:
-            log("interrupted before the first save: no checkpoint was written")
+        log("interrupted")
         sys.exit(130)
-    except BrokenPipeError:  # `| head -1` left: end quietly, as the Python docs do
+    except BrokenPipeError:  # the reader left (`| head -1`): end quietly, as the Python docs do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except OSError as e:  # a file missing, unreadable or unwritable; no network (a URLError)
+        sys.exit(f"error: {e}")
 
 if __name__ == "__main__":
     main()

@@ -46,7 +46,7 @@ def call(module, *argv, stdin=""):
     """Run module.main(argv) in-process; return (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     old_stdin = sys.stdin
-    sys.stdin = io.StringIO(stdin)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8")
     code = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -63,7 +63,7 @@ def test_wrong_contents(checkpoint, tmp_path):
     hollow = tmp_path / "hollow.pt"
     torch.save({"kind": "char-rnn-classification", "config": {}}, hollow)
     code, _, err = predict(hollow, "Hinton")
-    assert code == 1 and "not a usable checkpoint" in err
+    assert code == 1 and "no usable checkpoint" in err
 
 
 def test_foreign_scripts_are_transliterated(checkpoint):
@@ -93,14 +93,15 @@ def test_split_shares_no_name():
 
 def test_predict_before_training(tmp_path):
     code, _, err = predict(tmp_path / "none.pt", "Hinton")
-    assert code == 1 and "no checkpoint at" in err and "train" in err
+    assert code == 1 and "no usable checkpoint at" in err
+    assert err.rstrip().endswith("train one: python char-rnn-classification/train.py")
 
 
 def test_corrupt_checkpoint(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"this is not a checkpoint")
     code, _, err = predict(bad, "Hinton")
-    assert code == 1 and "not a usable checkpoint" in err
+    assert code == 1 and "no usable checkpoint" in err
 
 
 class Payload:  # a pickled object: weights_only=True must refuse to run its code
@@ -124,7 +125,7 @@ def test_cuda_without_cuda(checkpoint):
 
 def test_missing_data_without_network(tmp_path):
     code, _, err = call(cls, "--data-dir", tmp_path / "nowhere", "--checkpoint", tmp_path / "m.pt")
-    assert code == 1 and "could not download" in err and "--data-dir" in err
+    assert code == 1 and "urlopen error" in err.splitlines()[-1] and "by hand" in err
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -138,7 +139,8 @@ def test_folder_without_txt_files(tmp_path):
 def test_unreadable_data_file(tmp_path):
     (tmp_path / "names" / "English.txt").mkdir(parents=True)  # exists, cannot be read as text
     code, _, err = call(cls, "--data-dir", tmp_path, "--checkpoint", tmp_path / "m.pt")
-    assert code == 1 and err.endswith("(Is a directory)\n") and err.count("error:") == 1, err
+    assert code == 1 and err.count("error:") == 1, err
+    assert err.endswith(f"Is a directory: '{tmp_path / 'names' / 'English.txt'}'\n"), err
 
 
 def test_help_explains_every_flag():
@@ -236,20 +238,6 @@ def test_forward_reads_the_last_layers_final_states():
 def test_stdin_of_blank_lines_only(checkpoint):
     code, out, err = predict(checkpoint, "-", stdin="\n\n")
     assert code == 0 and out == "\n\n", err
-
-
-def test_unwritable_checkpoint(names_data, tmp_path, monkeypatch):
-    (tmp_path / "file").write_text("not a folder")
-    code, _, err = call(cls, "--data-dir", names_data, "--checkpoint", tmp_path / "file" / "m.pt",
-                        "--max-steps", 2)
-    assert code == 1 and err.splitlines()[-1].startswith("error: cannot write"), err
-
-    def refuse(*args, **kwargs):  # what torch.save does in a folder it cannot write into
-        raise RuntimeError("File m.pt.tmp cannot be opened.")
-    monkeypatch.setattr(cls.torch, "save", refuse)
-    code, _, err = call(cls, "--data-dir", names_data, "--checkpoint", tmp_path / "m.pt",
-                        "--max-steps", 2)
-    assert code == 1 and err.splitlines()[-1].startswith("error: cannot write"), err
 
 
 def interrupt(*args, **kwargs):

@@ -187,10 +187,11 @@ def test_reader_closing_the_pipe_ends_quietly(trained, tmp_path):
 
 
 def test_missing_corrupt_foreign_and_unsafe_checkpoints(s2s, trained, tmp_path):
-    one_line_error(translate(s2s, tmp_path / "none.pt", "je suis grand ."), "no checkpoint at")
+    one_line_error(translate(s2s, tmp_path / "none.pt", "je suis grand ."),
+                   "train one: python seq2seq-translation/train.py")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(trained[0].read_bytes()[:200])
-    one_line_error(translate(s2s, corrupt, "x"), "not a usable checkpoint")
+    one_line_error(translate(s2s, corrupt, "x"), "no usable checkpoint")
     foreign = tmp_path / "foreign.pt"
     torch.save({"kind": "char-rnn-classification", "model": {}}, foreign)
     one_line_error(translate(s2s, foreign, "x"), "char-rnn-classification checkpoint, not")
@@ -198,10 +199,10 @@ def test_missing_corrupt_foreign_and_unsafe_checkpoints(s2s, trained, tmp_path):
     state = torch.load(trained[0], weights_only=True)
     state["model"].pop("out.weight")
     torch.save(state, broken)
-    one_line_error(translate(s2s, broken, "x"), "not a usable checkpoint")
+    one_line_error(translate(s2s, broken, "x"), "no usable checkpoint")
     unsafe = tmp_path / "unsafe.pt"  # pickles an arbitrary object: weights_only refuses it
     torch.save({"kind": "seq2seq-translation", "payload": pickle.PicklingError("x")}, unsafe)
-    one_line_error(translate(s2s, unsafe, "x"), "not a usable checkpoint")
+    one_line_error(translate(s2s, unsafe, "x"), "no usable checkpoint")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -211,7 +212,7 @@ def test_cuda_without_cuda(s2s, trained):
 
 @pytest.mark.parametrize("flags, needle", [
     (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--beam", "0"], "--beam"),
-    (["--beam", "65"], "--beam"), (["--epochs", "x"], "--epochs"), (["--checkpoint", ""], "file"),
+(["--epochs", "x"], "--epochs"), (["--checkpoint", ""], "file"),
     (["--attention", "multihead", "--size", "30"], "divide by 4 heads"),
     (["--attention", "bahdanau"], "--attention"),
     (["--seed", str(10**30)], "--seed"), (["--max-steps", "-1"], "--max-steps")])
@@ -229,11 +230,15 @@ def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
     common = ["--checkpoint", tmp_path / "m.pt", "--device", "cpu", "--max-steps", 1]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "eng-fra.txt").write_text("\n\n")
-    one_line_error(call(s2s, "--data-dir", tmp_path / "empty", *common), "no pairs")
+    one_line_error(call(s2s, "--data-dir", tmp_path / "empty", *common), "under 10 distinct")
     # a folder without eng-fra.txt tries the (offline, failing) download
-    one_line_error(call(s2s, "--data-dir", tmp_path / "nothing", *common), "could not download")
+    one_line_error(call(s2s, "--data-dir", tmp_path / "nothing", *common), "urlopen error")
     (tmp_path / "folder" / "eng-fra.txt").mkdir(parents=True)  # exists, but cannot be read
-    one_line_error(call(s2s, "--data-dir", tmp_path / "folder", *common), "cannot read")
+    one_line_error(call(s2s, "--data-dir", tmp_path / "folder", *common), "Is a directory")
+    (tmp_path / "few" / "eng-fra.txt").parent.mkdir()  # 9 sentences: too few to split
+    (tmp_path / "few" / "eng-fra.txt").write_text("".join(f"I am {i}.\tJe suis {i}.\n"
+                                                          for i in range(9)))
+    one_line_error(call(s2s, "--data-dir", tmp_path / "few", *common), "under 10 distinct")
     (tmp_path / "other" / "eng-fra.txt").parent.mkdir()  # no "i am", "he is"... sentences
     (tmp_path / "other" / "eng-fra.txt").write_text("Hello.\tBonjour.\nThanks.\tMerci.\n")
     one_line_error(call(s2s, "--data-dir", tmp_path / "other", *common), "see --all-pairs")
@@ -250,7 +255,7 @@ def test_download_has_a_timeout(s2s, tmp_path, monkeypatch):
 
     monkeypatch.setattr(s2s.urllib.request, "urlopen", urlopen)
     one_line_error(call(s2s, "--data-dir", tmp_path / "fresh", "--checkpoint", tmp_path / "m.pt",
-                        "--device", "cpu", "--max-steps", 2), "could not download")
+                        "--device", "cpu", "--max-steps", 2), "error: offline")
     assert timeouts == [60]
 
 
@@ -260,9 +265,9 @@ def test_apostrophes_are_kept_and_the_prefix_filter_finds_them(s2s, tmp_path):
     assert s2s.tokenize("I'm wet.") == ["i", "'m", "wet", "."]
     assert s2s.tokenize("J\u2019ai faim !") == ["j", "'ai", "faim", "!"]  # a typographic apostrophe
     (tmp_path / "p.txt").write_text("I'm wet.\tJe suis mouill\u00e9.\nHe's here.\tIl est l\u00e0.\n"
-                                    "Go.\tVa !\n", encoding="utf-8")
+                                    "Go.\tVa !\n" + FILLER, encoding="utf-8")
     pairs = s2s.read_pairs(tmp_path / "p.txt", reverse=False, all_pairs=False, max_words=10)
-    assert pairs == [[["je", "suis", "mouille", "."], ["i", "'m", "wet", "."]],
+    assert pairs[:-10] == [[["je", "suis", "mouille", "."], ["i", "'m", "wet", "."]],
                      [["il", "est", "la", "."], ["he", "'s", "here", "."]]]  # not "go ."
 
 
@@ -276,10 +281,10 @@ def test_answers_print_their_apostrophes(s2s, trained, monkeypatch, words, print
 
 def test_all_pairs_max_words_reverse_and_extra_columns(s2s, tmp_path):
     (tmp_path / "p.txt").write_text("Go.\tVa !\tCC-BY 2.0\tmore\nI am tall.\tJe suis grand.\n"
-                                    "I am a very tall man.\tJe suis un homme tres grand.\n")
+                                    "I am a very tall man.\tJe suis un homme tres grand.\n" + FILLER)
 
     def read(*args):
-        return [tuple(pair) for pair in s2s.read_pairs(*args)]
+        return [tuple(pair) for pair in s2s.read_pairs(*args)][:-10]
 
     assert read(tmp_path / "p.txt", False, False, 10) == [(["je", "suis", "grand", "."],
                                                            ["i", "am", "tall", "."]),
@@ -291,6 +296,9 @@ def test_all_pairs_max_words_reverse_and_extra_columns(s2s, tmp_path):
     assert everything == [(["va", "!"], ["go", "."]), (["je", "suis", "grand", "."],
                                                        ["i", "am", "tall", "."])]
     assert read(tmp_path / "p.txt", True, True, 5)[0] == (["go", "."], ["va", "!"])  # English first
+
+
+FILLER = "".join(f"I am {i}.\tJe suis {i}.\n" for i in range(10))  # the 10 sentences a split needs
 
 
 def own_pairs(folder, name):
@@ -320,7 +328,7 @@ def test_own_pairs_file_trains_and_translates_either_way(s2s, tmp_path, reverse,
     assert code == 0 and len(out.splitlines()) == 1, err
     assert set(out.split()) <= set(config["tgt_vocab"])
     one_line_error(call(s2s, "--pairs", tmp_path / "missing.txt", "--checkpoint", ckpt,
-                        "--device", "cpu"), "cannot read")
+                        "--device", "cpu"), f"No such file or directory: '{tmp_path / 'missing.txt'}'")
 
 
 def not_called(*args, **kwargs):
@@ -361,7 +369,7 @@ def test_ctrl_c_after_the_first_epoch_leaves_a_usable_model(s2s, pairs_data, tmp
     monkeypatch.setattr(s2s, "encode", real_encode)
     assert code == 130 and out == "", err
     assert "epoch 1/6 done | val BLEU" in err and "epoch 2/6 done" not in err, err
-    assert err.splitlines()[-1] == f"interrupted: the model saved last is at {ckpt}"
+    assert err.splitlines()[-1] == "interrupted"
     code, out, err = translate(s2s, ckpt, "je suis grand .")
     assert code == 0 and len(out.splitlines()) == 1, err
 
