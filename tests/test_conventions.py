@@ -50,11 +50,12 @@ def test_shared_flags_defaults_and_help(scripts, folder):
     assert f"(default:{REPO / 'data'})" in squeezed
 
 
+SEED = "error: --seed and --max-steps must be 0 or more (--seed below 2**63)"
 FAILURES = [  # the same mistake, made with each script, must give the same words
     (["--seed", "x"], "error: argument --seed: invalid int value: 'x'"),
-    (["--seed", "-1"], "error: --seed and --max-steps must be 0 or more (--seed below 2**63)"),
-    (["--seed", str(2**63)], "error: --seed and --max-steps must be 0 or more (--seed below 2**63)"),
-    (["--max-steps", "-1"], "error: --seed and --max-steps must be 0 or more (--seed below 2**63)"),
+    (["--seed", "-1"], SEED),
+    (["--seed", str(2**63)], SEED),
+    (["--max-steps", "-1"], SEED),
     (["--epochs", "0"], "error: --epochs must be positive"),
     (["--batch-size", "-3"], "error: --batch-size must be positive"),
     (["--lr", "nan"], "error: --lr must be positive"),
@@ -91,6 +92,7 @@ def test_first_log_line_and_failed_download(scripts, folder, tmp_path):
     url = "file:///nonexistent/practical-pytorch/data.zip"  # conftest's offline address
     assert code == 1 and "Traceback" not in err and err.splitlines() == [
         "device cpu",
-        f"downloading {url} into {tmp_path / 'nothing'} (offline? put its data/ files there by hand)",
+        f"downloading {url} into {tmp_path / 'nothing'} "
+        "(offline? put its data/ files there by hand)",
         "error: <urlopen error [Errno 2] No such file or directory: "
         "'/nonexistent/practical-pytorch/data.zip'>"], err

@@ -281,7 +281,8 @@ def test_answers_print_their_apostrophes(s2s, trained, monkeypatch, words, print
 
 def test_all_pairs_max_words_reverse_and_extra_columns(s2s, tmp_path):
     (tmp_path / "p.txt").write_text("Go.\tVa !\tCC-BY 2.0\tmore\nI am tall.\tJe suis grand.\n"
-                                    "I am a very tall man.\tJe suis un homme tres grand.\n" + FILLER)
+                                    "I am a very tall man.\tJe suis un homme tres grand.\n"
+                                    + FILLER)
 
     def read(*args):
         return [tuple(pair) for pair in s2s.read_pairs(*args)][:-10]
@@ -328,7 +329,7 @@ def test_own_pairs_file_trains_and_translates_either_way(s2s, tmp_path, reverse,
     assert code == 0 and len(out.splitlines()) == 1, err
     assert set(out.split()) <= set(config["tgt_vocab"])
     one_line_error(call(s2s, "--pairs", tmp_path / "missing.txt", "--checkpoint", ckpt,
-                        "--device", "cpu"), f"No such file or directory: '{tmp_path / 'missing.txt'}'")
+                        "--device", "cpu"), f"No such file or directory: '{tmp_path}/missing.txt'")
 
 
 def not_called(*args, **kwargs):
