@@ -1,16 +1,17 @@
-"""Translate French to English (or your own Tatoeba pairs) with a GRU encoder-decoder and attention.
-    French words -> encoder: a GRU each way -> a state e_s per word, attention's keys and values
-                                      `-> bridge -> the decoder's first state
-    "<sos> i 'm wet ." -> decoder: a GRU -> a state h_t per word -> query W h_t -> attention
-    [h_t; context] -> mix -> output layer -> a score per English word, for "i 'm wet . <eos>"
-Read it in this order: the data (read_pairs, split_by_source), the model (Translator, attend),
-train(), then translate() (beam search: the best few partial translations) and bleu().
+"""Translate French to English (or your own pairs) with a GRU encoder-decoder and attention.
+
+The encoder, a GRU run both ways over the source, gives each source word a state e_s: the word
+in the context of its whole sentence. The bridge, a linear layer, makes the decoder's first
+state h_0 from the encoder's two last states. The decoder, a GRU over the English words so far,
+gives a state h_t at each position t. Attention compares the query W h_t (W is learned) with
+each e_s and reads a weighted mix of them, the context; the mix layer joins [h_t; context], and
+the output layer scores every English word as the next one:
+    "je suis mouille ." -> encoder -> e_1 .. e_4 (attention's keys and values); bridge -> h_0
+    "<sos> i 'm wet ."  -> decoder -> h_1 .. h_5 -> attention, mix, output -> "i 'm wet . <eos>"
     python seq2seq-translation/train.py       # train, print test BLEU-4 and an attention map
     python seq2seq-translation/train.py --translate "je suis content ." "il est en retard ."
     python seq2seq-translation/train.py --pairs deu-eng.txt --reverse   # English into German
-Since the 2017 tutorial:
-- padded batches, packed in the encoder and masked in attention, not one sentence at a time;
-- vocabularies from the training split only; batched beam search; BLEU on held-out sentences."""
+"""
 
 import argparse
 import io
@@ -41,11 +42,13 @@ PAD, SOS, EOS, UNK = range(4)  # their ids in both vocabularies
 PREFIXES = ("i am ", "i 'm ", "he is", "he 's ", "she is", "she 's ", "you are", "you 're ",
             "we are", "we 're ", "they are", "they 're ")  # the 2017 subset
 DROPOUT = 0.1  # in training, zero each embedding and output number at this rate
-WEIGHT_DECAY = 0.1  # AdamW shrinks each weight by lr * 10% of itself per step
-GRAD_CLIP = 1.0  # larger gradient norms are scaled down to it: no wild steps
+WEIGHT_DECAY = 0.1  # AdamW's decay rate (train())
+GRAD_CLIP = 1.0  # the largest joint gradient norm a step may use (train())
 LABEL_SMOOTHING = 0.1  # the target's share spread over all words (train())
-HEADS = 4  # --attention multihead: heads, each comparing --size / HEADS numbers
-ALPHA = 1.0  # length penalty strength (translate()): 0 ranks by raw sum; more favours longer
+SIZE = 160  # the embeddings' and the GRU states' size
+HEADS = 4  # --attention multihead: heads, each comparing SIZE / HEADS numbers
+MAX_WORDS = 10  # pairs with more words on a side are left out
+ALPHA = 1.0  # length penalty strength (beam_search()): 0 ranks by raw sum; more favours longer
 MARGIN = 10  # an output may have 2 * (source words) + MARGIN words, then it is cut
 CHUNK = 1024  # rows (sentences x beam) decoded at once, which bounds the memory
 
@@ -72,20 +75,18 @@ def tokenize(text):
     """ASCII, lower case, punctuation apart; an apostrophe starts a word: "J'ai" -> j 'ai."""
     return re.findall(r"'?[a-z0-9]+|[^\sa-z0-9]", unidecode(text).lower())
 
-def read_pairs(path, reverse, all_pairs, max_words):
-    """(source, target) word lists from English<TAB>other language lines (Tatoeba, Anki; more
-    columns ignored): the other language into English, or English into it with `reverse`."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+def read_pairs(path, reverse, all_pairs):
+    """(source, target) word lists from English<TAB>other lines; English is the target unless
+    `reverse`. More columns (Tatoeba's attribution) are ignored."""
     pairs = []
-    for line in lines:
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         fields = [tokenize(field) for field in line.split("\t")[:2]]
-        if len(fields) == 2 and all(fields) and max(map(len, fields)) <= max_words:
+        if len(fields) == 2 and all(fields) and max(map(len, fields)) <= MAX_WORDS:
             if all_pairs or " ".join(fields[0]).startswith(PREFIXES):
-                pair = fields if reverse else fields[::-1]  # (source, target)
-                pairs.append(pair)
+                pairs.append(fields if reverse else fields[::-1])  # (source, target)
     if len({tuple(source) for source, _ in pairs}) < 10:  # the split needs 10 to fill 80/10/10
-        sys.exit(f"error: under 10 distinct sentences of <= {max_words} words a side in {path}; "
-                 "see --all-pairs and --max-words")
+        sys.exit(f"error: under 10 distinct sentences of <= {MAX_WORDS} words a side in {path}; "
+                 "see --all-pairs")
     return pairs
 
 def split_by_source(pairs, seed):
@@ -98,12 +99,9 @@ def split_by_source(pairs, seed):
     sides = [set(sources[:n_train]), set(sources[n_train:n_val]), set(sources[n_val:])]
     return [[pair for pair in pairs if " ".join(pair[0]) in side] for side in sides]
 
-def build_vocab(sentences, min_count):
-    """The specials, then each word seen min_count times or more in the training split; the
-    others read as <unk>, as in use the model meets words it never trained on. With --all-pairs
-    min_count is 2: a word seen once teaches next to nothing, and each word widens the output."""
-    counts = Counter(word for sentence in sentences for word in sentence)
-    return SPECIALS + sorted(word for word, count in counts.items() if count >= min_count)
+def build_vocab(sentences):
+    """The specials, then every word of the training split; any other word reads as <unk>."""
+    return SPECIALS + sorted({word for sentence in sentences for word in sentence})
 
 def encode(sentences, stoi, device, start=(), end=()):
     rows = [torch.tensor([*start, *(stoi.get(w, UNK) for w in s), *end]) for s in sentences]
@@ -112,37 +110,29 @@ def encode(sentences, stoi, device, start=(), end=()):
 
 # --- Model -------------------------------------------------------------------
 class Translator(nn.Module):
-    """Encoder-decoder with attention (Luong et al. 2015). The encoder, a GRU run both ways over
-    the source, gives each word a state e_s that has read the words on both sides of it. The
-    bridge makes the decoder's first state from the two directions' last states. The decoder, a
-    GRU over the target words so far, gives a state h_t per position, reads the encoder states
-    it needs through attention (attend()), and mixes [h_t; context] into features that the
-    output layer turns into a score per word. Training needs no loop over time: attention comes
-    after the decoder's GRU and is never fed back into it, so the GRU reads only the previous
-    target words, all known in training, and one call runs every position at once.
-    Weight tying: the output layer's weights are the target embedding (a word's score is the
-    features' dot product with its embedding, plus a bias): fewer weights, each row trained twice.
-    padding_idx keeps <pad>'s row out of the embedding's gradient, but as an output <pad> is a
-    word the model learns to give almost no probability, so its row trains through the output."""
-
-    def __init__(self, src_vocab, tgt_vocab, size, attention):
+    """The picture at the top (Luong et al. 2015). Training needs no loop over time: attention
+    comes after the decoder's GRU and is never fed back into it, so the GRU reads only the
+    previous target words, all known in training, and one call runs every position. Weight
+    tying: the output layer's weights are the target embedding, so a word's score is the dot
+    product of the features with its embedding, plus a bias: one matrix learns from reading and
+    from predicting each word. padding_idx keeps <pad>'s row out of the embedding's gradient,
+    but it still trains as an output, a word the model learns never to predict."""
+    def __init__(self, src_vocab, tgt_vocab, attention, size=SIZE):
         super().__init__()
         self.config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, size=size, attention=attention)
         self.src_stoi = {w: i for i, w in enumerate(src_vocab)}  # word -> id
         self.tgt_stoi = {w: i for i, w in enumerate(tgt_vocab)}
         self.src_embed = nn.Embedding(len(src_vocab), size, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(len(tgt_vocab), size, padding_idx=PAD)
-        # <unk>'s row starts at zero: if no training word is <unk>, it never trains (no noise).
+        # <unk>'s row starts at zero: no training word is <unk>, so it never trains (no noise).
         nn.init.zeros_(self.src_embed.weight[UNK])
         self.encoder = nn.GRU(size, size, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(2 * size, size)  # last states -> h_0
         self.decoder = nn.GRU(size, size, batch_first=True)
-        # multihead: HEADS heads, each with its own projections, can each attend to something
-        # else; each divides its scores by sqrt(size / HEADS), as dot products grow with size and
-        # would saturate the softmax. Its keys and values have e_s's 2 * size numbers (kdim, vdim).
+        # multihead: HEADS heads with their own projections, each free to attend elsewhere
         if attention == "luong":
             self.attn = nn.Linear(size, 2 * size, bias=False)  # the query W h_t
-        else:
+        else:  # its keys and values are the e_s, of 2 * size numbers each
             self.attn = nn.MultiheadAttention(size, HEADS, kdim=2 * size, vdim=2 * size,
                                               batch_first=True)
         context_size = 2 * size if attention == "luong" else size
@@ -161,22 +151,23 @@ class Translator(nn.Module):
         hidden = torch.tanh(self.bridge(torch.cat([last[0], last[1]], dim=1)))
         return (states, src != PAD), hidden.unsqueeze(0)  # (B, S, 2 * size), (B, S), (1, B, size)
 
-    def run_decoder(self, prev, hidden, states, mask, need_weights=True):
+    def run_decoder(self, prev, hidden, states, mask):
         h, hidden = self.decoder(self.drop(self.tgt_embed(prev)), hidden)  # (B, T, size)
         if isinstance(self.attn, nn.Linear):
             context, weights = attend(self.attn(h), states, states, mask)
         else:  # beware: its key_padding_mask is True where attention must ignore
-            context, weights = self.attn(h, states, states, key_padding_mask=~mask,
-                                         need_weights=need_weights)  # (B, T, size)
+            context, weights = self.attn(h, states, states, key_padding_mask=~mask)  # (B, T, size)
         mixed = torch.tanh(self.mix(torch.cat([h, context], dim=-1)))
         return self.drop(mixed), hidden, weights  # weights: (B, T, S)
 
 def attend(query, keys, values, mask):
     """Each query scores every key; the softmax of the scores weighs the values into a context.
-    Here query = the decoder state (W h_t), keys = values = the encoder states e_s: which source
-    words matter for the next word? Padding is masked (score -inf, weight 0), or a short sentence
-    would read its batch's padding. Not divided by sqrt(d): F.scaled_dot_product_attention(query,
-    keys, values, attn_mask=mask[:, None], scale=1.0) is the same; both masks: True = may attend."""
+    Here query = W h_t, keys = values = the encoder states e_s: which source words matter for
+    the next word? Padding is masked (score -inf, weight 0), or a short sentence would read its
+    batch's padding. Multi-head attention divides scores by sqrt(d): a dot product of d numbers
+    grows like sqrt(d), and large scores push the softmax onto one word, with tiny gradients.
+    Luong's does not: W is learned, and sets the scale. F.scaled_dot_product_attention(query,
+    keys, values, attn_mask=mask[:, None], scale=1.0) is the same; both masks: True = attend."""
     scores = query @ keys.transpose(1, 2)  # (B, T, S) from (B, T, d) and (B, S, d)
     scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))  # (B, T, S)
     weights = scores.softmax(dim=-1)  # (B, T, S), rows sum to 1
@@ -184,18 +175,20 @@ def attend(query, keys, values, mask):
 
 # --- Training ----------------------------------------------------------------
 def train(args, model, train_set, val_set, device, save):
-    """Teacher forcing: the decoder reads the true previous word, not its own guess, so every
-    position trains in one call. Its cost, exposure bias: in use it reads its own guesses, and
-    never practised going on after a mistake. AdamW: Adam (each weight's step sized by its
-    recent gradients) plus weight decay (above), applied apart from the gradient."""
+    """Teacher forcing: the decoder reads the true previous word, not its own guess, so one call
+    trains every position (see Translator). Its cost, exposure bias: in use the model reads its
+    own guesses, and it never practised going on after a mistake. AdamW: Adam (each weight's
+    step sized by its recent gradients), then weight decay: each weight also shrinks by
+    lr * WEIGHT_DECAY of itself, apart from the gradient; small weights fit less noise."""
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
     epochs = math.ceil(total_steps / steps_per_epoch)  # fewer if --max-steps cuts
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    # Label smoothing: the target is 0.9 on the true word plus 0.1 spread over all words, so the
-    # model is not pushed to certainty; the logged loss, against that target, is above the NLL.
+    # Label smoothing: the target is 0.9 on the true word plus 0.1 spread over all V words, so
+    # the model is not pushed to certainty. The logged loss (one batch, dropout on) is thus
+    # 0.9 NLL + 0.1 mean(-log p over all words): above the NLL unless p(true word) < 1 / V.
     loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     batch_order = torch.Generator().manual_seed(args.seed)
     best_bleu = -1.0
@@ -214,11 +207,12 @@ def train(args, model, train_set, val_set, device, save):
 
             # forward and loss, at every real target position at once (the padding left out)
             memory, hidden = model.run_encoder(src, lengths)
-            features, _, _ = model.run_decoder(tgt[:, :-1], hidden, *memory, need_weights=False)
+            features, _, _ = model.run_decoder(tgt[:, :-1], hidden, *memory)
             real = tgt[:, 1:] != PAD  # (B, T)
             loss = loss_fn(model.out(features[real]), tgt[:, 1:][real])
 
-            opt.zero_grad(set_to_none=True)  # backward and update
+            # backward and update, all gradients scaled down together to a norm <= GRAD_CLIP
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
@@ -238,31 +232,15 @@ def train(args, model, train_set, val_set, device, save):
         log(f"epoch {epoch}/{epochs} done | val BLEU {val_bleu:.1f} | best {best_bleu:.1f}")
 
 # --- Evaluation --------------------------------------------------------------
-def translate(model, sentences, device, beam=1):
-    """Translate word lists, in order; an empty one gets an empty answer. Shortest first and
-    CHUNK rows (sentences x beam) at a time: the memory stays bounded however many come, and a
-    chunk's sentences need about as many decoding steps."""
-    order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
-    per_chunk = max(1, CHUNK // beam)
-    outputs = [[] for _ in sentences]
-    for start in range(0, len(order), per_chunk):
-        chunk = order[start:start + per_chunk]
-        answers = beam_search(model, [sentences[i] for i in chunk], device, beam)
-        for i, words in zip(chunk, answers):
-            outputs[i] = words
-    return outputs
-
 @torch.inference_mode()  # no autograd graph
 def beam_search(model, sentences, device, beam):
-    """Beam search: each sentence keeps its `beam` best partial translations (prefixes); each
-    step extends every prefix by every word and keeps the `beam` best candidates (--beam 1: the
-    best word each step, greedy decoding). A prefix's score is the sum of its words'
-    log-probabilities: the log of their product, kept as a sum as the product would underflow.
-    Each word lowers the sum, so raw sums favour short outputs: candidates are ranked by
-    sum / ((5 + length) / 6) ** ALPHA, GNMT's length penalty (Wu et al. 2016), while a prefix
-    carries its raw sum, as its penalty changes with each word. The prefixes are the rows of one
-    batch, `beam` per sentence, each sentence's best first; a finished row stays in the batch
-    until every row has ended:
+    """Each sentence keeps its `beam` best partial translations (prefixes); each step extends
+    every prefix by every word and keeps the `beam` best (beam 1: greedy, the best word each
+    step). A prefix's score is the sum of its words' log-probabilities (the log of their
+    product, which would underflow). Each word lowers the sum, so raw sums favour short outputs:
+    candidates are ranked by sum / ((5 + length) / 6) ** ALPHA (GNMT, Wu et al. 2016), while
+    each carries its raw sum, as the penalty changes with each word. The prefixes are the rows
+    of one batch, best first; a row that has ended waits, unchanged, until every row has:
         sentence:  0  0  0 | 1  1  1      2 sentences, beam = 3:
         row:       0  1  2 | 3  4  5      row r belongs to sentence r // 3"""
     model.eval()
@@ -279,14 +257,14 @@ def beam_search(model, sentences, device, beam):
     words = torch.full((n * beam, 1), SOS, device=device)  # (R, T + 1)
     done = torch.zeros(n * beam, dtype=torch.bool, device=device)  # (R,)
     while not done.all():
-        features, hidden, _ = model.run_decoder(words[:, -1:], hidden, *memory, need_weights=False)
+        features, hidden, _ = model.run_decoder(words[:, -1:], hidden, *memory)
         logp = model.out(features[:, -1]).log_softmax(dim=-1)  # (R, V)
         vocab = logp.size(1)
         logp[:, [PAD, SOS, UNK]] = float("-inf")  # never written
-        # A finished row may only add <pad>, at no cost: its sum and rank stay (others may beat it).
+        # An ended row may only add <pad>, at no cost: its sum and rank stay (others may beat it).
         logp[done] = float("-inf")
         logp[done, PAD] = 0.0
-        # Lengths with this step's word: <sos> counts for it, and a finished row adds none.
+        # Lengths with this step's word: <sos> counts for it, and an ended row adds none.
         length = (words != PAD).sum(dim=1) - done.float()  # (R,)
         candidate_sum = logp_sum.view(-1, 1) + logp  # (R, V): raw sums
         candidate_rank = candidate_sum / (((5 + length) / 6) ** ALPHA).unsqueeze(1)
@@ -304,6 +282,18 @@ def beam_search(model, sentences, device, beam):
     best = words[::beam, 1:].tolist()  # each sentence's first row, without <sos>
     return [[model.config["tgt_vocab"][j] for j in row if j > EOS] for row in best]
 
+def translate(model, sentences, device, beam=1):
+    """Translate word lists, answers in order (an empty one for an empty one): shortest first,
+    CHUNK rows at a time, so memory stays bounded and a chunk's sentences end about together."""
+    order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
+    step = max(1, CHUNK // beam)  # sentences per chunk
+    outputs = [[] for _ in sentences]
+    for start in range(0, len(order), step):
+        chunk = order[start:start + step]
+        for i, words in zip(chunk, beam_search(model, [sentences[i] for i in chunk], device, beam)):
+            outputs[i] = words
+    return outputs
+
 def bleu(hyps, refs):
     """Corpus BLEU-4 (Papineni et al. 2002); refs[i]: hyps[i]'s references. For n = 1..4, the
     share of hypothesis n-grams (runs of n words) found in a reference, each counted at most as
@@ -312,7 +302,6 @@ def bleu(hyps, refs):
     precision alone would reward saying little."""
     def ngrams(words, n):
         return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-
     matched = [0] * 4  # for n = 1..4: hypothesis n-grams found in a reference
     proposed = [0] * 4  # for n = 1..4: all hypothesis n-grams
     hyp_length = ref_length = 0
@@ -339,27 +328,27 @@ def evaluate(model, pairs, device, beam=1):
     return bleu(outputs, list(refs.values())), list(refs), outputs
 
 def report(model, test_set, device, beam):
-    """Test BLEU, then the first test sentence's attention (rows: output words, columns: source
-    words, darker: read more). A weight says where a word took information from, not which
-    source word it translates: each e_s has read the whole sentence, both ways, so words often
-    read the final ".", whose forward state has read it all. It is not an alignment."""
+    """Test BLEU, then the first test sentence's attention (rows: output words, and <eos> unless
+    the answer was cut; columns: source words; darker: read more; multihead: the heads' mean).
+    A weight says where a word took information from, not which source word it translates:
+    each e_s has read the whole sentence, so words often read the final ".", whose forward
+    state has read it all. It is not an alignment."""
     score, sources, outputs = evaluate(model, test_set, device, beam)
     log(f"\ntest: {len(sources)} source sentences | BLEU-4 {score:.1f} | beam {beam}\n")
-    src, lengths = encode(sources[:1], model.src_stoi, device)
-    prev, _ = encode(outputs[:1], model.tgt_stoi, device, (SOS,))
+    source, answer = sources[0], outputs[0]
+    src, lengths = encode([source], model.src_stoi, device)
+    prev, _ = encode([answer], model.tgt_stoi, device, (SOS,))
     with torch.inference_mode():  # one decoder call over the translation
         memory, hidden = model.run_encoder(src, lengths)
         _, _, weights = model.run_decoder(prev, hidden, *memory)  # (1, words + 1, S)
-    widths = [max(len(w), 2) for w in sources[0]]
-    m = max(len(w) for w in outputs[0] + ["<eos>"]) + 1  # the words' margin
-    log(" " * m + " ".join(w.ljust(width) for w, width in zip(sources[0], widths)))
-    for word, row in zip(outputs[0] + ["<eos>"], weights[0].tolist()):
-        log(word.ljust(m) + " ".join(" .:-=+*#%@"[round(9 * a)] * n for a, n in zip(row, widths)))
+    rows = answer if len(answer) == 2 * len(source) + MARGIN else answer + ["<eos>"]
+    log(" " * 9 + " ".join(f"{w:<5.5}" for w in source))  # 5 letters a column
+    for word, row in zip(rows, weights[0].tolist()):
+        log(f"{word:<8.8} " + " ".join(" .:-=+*#%@"[round(9 * a)] * 5 for a in row))
 
 # --- Checkpoints -------------------------------------------------------------
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"} to a temporary file, renamed over `path` in one step:
-    a Ctrl-C never leaves half a checkpoint. A path that cannot be written fails as an OSError."""
+    """Write {"kind", "config", "model"} to path.tmp, then rename it over path: all or nothing."""
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as f:
@@ -398,7 +387,6 @@ def parse_args(argv):
     add("--pairs", type=Path, metavar="FILE", help="English<TAB>other language lines, not eng-fra")
     add("--reverse", action="store_true", help="translate English into the other language")
     add("--all-pairs", action="store_true", help="every pair, not only 'i am ...', 'he is ...'")
-    add("--max-words", type=int, default=10, help="keep pairs of <= N words a side")
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
@@ -408,21 +396,16 @@ def parse_args(argv):
     add("--batch-size", type=int, default=64, help="sentence pairs per step")
     add("--lr", type=float, default=5e-3, help="peak learning rate of AdamW")
     add("--log-every", type=int, default=50, help="print progress every N steps")
-    add("--translate", nargs="+", metavar="SENTENCE", help="one quoted sentence per argument "
-        "('-': each line of stdin), translated by the saved model")
-    add("--attention", default="luong", choices=["luong", "multihead"], help="luong: the score "
-        f"(W h_t) . e_s, written out in attend(); multihead: nn.MultiheadAttention, {HEADS} heads")
-    add("--size", type=int, default=160, help="embedding and GRU state size")
+    add("--translate", nargs="+", metavar="TEXT", help="one quoted sentence each ('-': stdin)")
+    add("--attention", default="luong", choices=["luong", "multihead"],
+        help=f"luong: attend(); multihead: nn.MultiheadAttention, {HEADS} heads")
     add("--beam", type=int, default=4, help="beam size (1: greedy)")
     args = p.parse_args(argv)
-    # The numbers are checked here, once; NaN fails every comparison, so it is refused too.
-    for name in ["epochs", "batch_size", "lr", "log_every", "max_words", "size", "beam"]:
+    for name in ["epochs", "batch_size", "lr", "log_every", "beam"]:  # NaN is refused too
         if not getattr(args, name) > 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
         p.error("--seed and --max-steps must be 0 or more (--seed below 2**63)")
-    if args.attention == "multihead" and args.size % HEADS:
-        p.error(f"--size must divide by {HEADS} heads")
     if not args.checkpoint.name:
         p.error("--checkpoint needs a file name")
     return args
@@ -443,14 +426,13 @@ def main(argv=None):
         path = args.pairs or args.data_dir / "eng-fra.txt"
         if not args.pairs and not path.exists():  # only the default downloads
             download(args.data_dir)
-        pairs = read_pairs(path, args.reverse, args.all_pairs, args.max_words)
+        pairs = read_pairs(path, args.reverse, args.all_pairs)
         train_set, val_set, test_set = split_by_source(pairs, args.seed)
-        min_count = 2 if args.all_pairs else 1
-        src_vocab = build_vocab([s for s, _ in train_set], min_count)
-        tgt_vocab = build_vocab([t for _, t in train_set], min_count)
+        src_vocab = build_vocab([s for s, _ in train_set])
+        tgt_vocab = build_vocab([t for _, t in train_set])
         log(f"{len(pairs)} pairs from {path.name} | train {len(train_set)}, val {len(val_set)}, "
             f"test {len(test_set)} | vocab {len(src_vocab)} source, {len(tgt_vocab)} target words")
-        model = Translator(src_vocab, tgt_vocab, args.size, args.attention).to(device)
+        model = Translator(src_vocab, tgt_vocab, args.attention).to(device)
         train(args, model, train_set, val_set, device, partial(save_checkpoint, args.checkpoint))
         report(load_checkpoint(args.checkpoint, device), test_set, device, args.beam)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do

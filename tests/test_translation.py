@@ -111,15 +111,35 @@ def test_beam_search_keeps_the_most_likely_sentence(s2s, trained):
             assert score(b, src) >= score(g, src) - 1e-4
 
 
-def test_ended_sentences_leave_the_batch_without_changing_answers(s2s, trained):
-    """A sentence whose beam rows have all ended leaves the batch: every answer is the same as
-    translating that sentence alone."""
+def test_ended_rows_wait_without_changing_answers(s2s, trained):
+    """A sentence whose beam rows have all ended waits in the batch for the others: every
+    answer is the same as translating that sentence alone."""
     model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
     sources = [["je"], ["il", "est", "triste", "et", "tres", "grand", "."], ["je", "suis", "grand"]]
     with torch.no_grad():
         together = s2s.translate(model, sources, "cpu", 3)
         for src, out in zip(sources, together):
             assert out == s2s.translate(model, [src], "cpu", 3)[0]
+
+
+def test_more_sentences_than_a_chunk_come_back_all_and_in_order(s2s, trained, monkeypatch):
+    """translate() decodes CHUNK rows (sentences x beam) at a time, shortest first, and puts
+    each answer back in its place; an empty sentence gets an empty answer."""
+    model = s2s.load_checkpoint(trained[0], torch.device("cpu"))
+    sources = [["il", "est", "triste", "."], [], ["je"], ["elle", "est", "tres", "grande", "."],
+               ["nous", "sommes"], ["je", "suis", "grand", "."], ["tu", "es"]]
+    alone = [s2s.translate(model, [src], "cpu", 2)[0] if src else [] for src in sources]
+    calls = []
+    beam_search = s2s.beam_search
+
+    def counted(model, sentences, device, beam):
+        calls.append(len(sentences))
+        return beam_search(model, sentences, device, beam)
+
+    monkeypatch.setattr(s2s, "CHUNK", 4)  # 4 rows: 2 sentences a chunk at beam 2
+    monkeypatch.setattr(s2s, "beam_search", counted)
+    assert s2s.translate(model, sources, "cpu", 2) == alone
+    assert calls == [2, 2, 2]  # 6 non-empty sentences, 2 at a time
 
 
 def test_unknown_french_words_read_as_zeros(s2s, trained):
@@ -213,17 +233,10 @@ def test_cuda_without_cuda(s2s, trained):
 @pytest.mark.parametrize("flags, needle", [
     (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--beam", "0"], "--beam"),
 (["--epochs", "x"], "--epochs"), (["--checkpoint", ""], "file"),
-    (["--attention", "multihead", "--size", "30"], "divide by 4 heads"),
     (["--attention", "bahdanau"], "--attention"),
     (["--seed", str(10**30)], "--seed"), (["--max-steps", "-1"], "--max-steps")])
 def test_bad_flags_are_one_line_exit_2(s2s, flags, needle):
     one_line_error(call(s2s, "--device", "cpu", *flags), needle, code=2)
-
-
-def test_luong_takes_any_size(s2s, pairs_data, tmp_path):
-    code, _, err = call(s2s, "--data-dir", pairs_data, "--checkpoint", tmp_path / "m.pt",
-                        "--device", "cpu", "--size", 30, "--max-steps", 1)
-    assert code == 0, err
 
 
 def test_empty_missing_unreadable_and_filtered_out_data(s2s, tmp_path):
@@ -266,7 +279,7 @@ def test_apostrophes_are_kept_and_the_prefix_filter_finds_them(s2s, tmp_path):
     assert s2s.tokenize("J\u2019ai faim !") == ["j", "'ai", "faim", "!"]  # a typographic apostrophe
     (tmp_path / "p.txt").write_text("I'm wet.\tJe suis mouill\u00e9.\nHe's here.\tIl est l\u00e0.\n"
                                     "Go.\tVa !\n" + FILLER, encoding="utf-8")
-    pairs = s2s.read_pairs(tmp_path / "p.txt", reverse=False, all_pairs=False, max_words=10)
+    pairs = s2s.read_pairs(tmp_path / "p.txt", reverse=False, all_pairs=False)
     assert pairs[:-10] == [[["je", "suis", "mouille", "."], ["i", "'m", "wet", "."]],
                      [["il", "est", "la", "."], ["he", "'s", "here", "."]]]  # not "go ."
 
@@ -279,7 +292,7 @@ def test_answers_print_their_apostrophes(s2s, trained, monkeypatch, words, print
     assert code == 0 and out == printed + "\n", err
 
 
-def test_all_pairs_max_words_reverse_and_extra_columns(s2s, tmp_path):
+def test_all_pairs_max_words_reverse_and_extra_columns(s2s, tmp_path, monkeypatch):
     (tmp_path / "p.txt").write_text("Go.\tVa !\tCC-BY 2.0\tmore\nI am tall.\tJe suis grand.\n"
                                     "I am a very tall man.\tJe suis un homme tres grand.\n"
                                     + FILLER)
@@ -287,16 +300,17 @@ def test_all_pairs_max_words_reverse_and_extra_columns(s2s, tmp_path):
     def read(*args):
         return [tuple(pair) for pair in s2s.read_pairs(*args)][:-10]
 
-    assert read(tmp_path / "p.txt", False, False, 10) == [(["je", "suis", "grand", "."],
+    assert read(tmp_path / "p.txt", False, False) == [(["je", "suis", "grand", "."],
                                                            ["i", "am", "tall", "."]),
                                                           (["je", "suis", "un", "homme", "tres",
                                                             "grand", "."],
                                                            ["i", "am", "a", "very", "tall", "man",
                                                             "."])]
-    everything = read(tmp_path / "p.txt", False, True, 5)  # no prefix filter; <= 5 words a side
+    monkeypatch.setattr(s2s, "MAX_WORDS", 5)
+    everything = read(tmp_path / "p.txt", False, True)  # no prefix filter; <= 5 words a side
     assert everything == [(["va", "!"], ["go", "."]), (["je", "suis", "grand", "."],
                                                        ["i", "am", "tall", "."])]
-    assert read(tmp_path / "p.txt", True, True, 5)[0] == (["go", "."], ["va", "!"])  # English first
+    assert read(tmp_path / "p.txt", True, True)[0] == (["go", "."], ["va", "!"])  # English first
 
 
 FILLER = "".join(f"I am {i}.\tJe suis {i}.\n" for i in range(10))  # the 10 sentences a split needs
@@ -336,17 +350,10 @@ def not_called(*args, **kwargs):
     raise AssertionError("only the default eng-fra.txt may be downloaded")
 
 
-def test_all_pairs_reads_words_seen_once_as_unk(s2s, tmp_path):
-    path = own_pairs(tmp_path, "pairs.txt")
-    with path.open("a") as f:
-        f.write("Hello there.\tHallo zusammen.\nGood night.\tGute Nacht.\n")
-    ckpt = tmp_path / "m.pt"
-    code, _, err = call(s2s, "--pairs", path, "--all-pairs", "--checkpoint", ckpt, "--device",
-                        "cpu", "--max-steps", 2, "--batch-size", 16)
-    assert code == 0 and "122 pairs" in err, err
-    config = torch.load(ckpt, weights_only=True)["config"]
-    for vocab in config["src_vocab"], config["tgt_vocab"]:
-        assert not {"hello", "hallo", "night", "nacht"} & set(vocab)  # seen once at most
+def test_every_training_word_gets_an_id(s2s):
+    """The vocabulary: the specials, then each distinct training word, sorted."""
+    assert s2s.build_vocab([["je", "suis", "."], ["je", "vais"]]) == s2s.SPECIALS + [
+        ".", "je", "suis", "vais"]
 
 
 def test_ctrl_c_after_the_first_epoch_leaves_a_usable_model(s2s, pairs_data, tmp_path,
@@ -378,7 +385,7 @@ def test_ctrl_c_after_the_first_epoch_leaves_a_usable_model(s2s, pairs_data, tmp
 def test_help_says_how_to_quote_and_what_each_attention_is(s2s):
     code, out, _ = call(s2s, "--help")
     text = " ".join(out.split())
-    assert code == 0 and "one quoted sentence per argument" in text
+    assert code == 0 and "one quoted sentence each" in text
     assert "luong: " in text and "multihead: nn.MultiheadAttention" in text
-    for flag in ("--pairs FILE", "--reverse", "--all-pairs", "--max-words"):
+    for flag in ("--pairs FILE", "--reverse", "--all-pairs", "--beam"):
         assert flag in text
