@@ -2,10 +2,10 @@
 
 The encoder, a GRU run both ways over the source, gives each source word a state e_s: the word
 in the context of its whole sentence. The bridge, a linear layer, makes the decoder's first
-state h_0 from the encoder's two last states. The decoder, a GRU over the English words so far,
-gives a state h_t at each position t. Attention compares the query W h_t (W is learned) with
-each e_s and reads a weighted mix of them, the context; the mix layer joins [h_t; context], and
-the output layer scores every English word as the next one:
+state h_0 from the encoder's last state in each direction. The decoder, a GRU over the English
+words so far, gives a state h_t at each position t. Attention compares the query W h_t (W, a
+learned matrix) with each e_s and reads a weighted mix of them, the context; the mix layer
+joins [h_t; context], and the output layer scores every English word as the next one:
     "je suis mouille ." -> encoder -> e_1 .. e_4 (attention's keys and values); bridge -> h_0
     "<sos> i 'm wet ."  -> decoder -> h_1 .. h_5 -> attention, mix, output -> "i 'm wet . <eos>"
     python seq2seq-translation/train.py       # train, print test BLEU-4 and an attention map
@@ -110,13 +110,13 @@ def encode(sentences, stoi, device, start=(), end=()):
 
 # --- Model -------------------------------------------------------------------
 class Translator(nn.Module):
-    """The picture at the top (Luong et al. 2015). Training needs no loop over time: attention
-    comes after the decoder's GRU and is never fed back into it, so the GRU reads only the
-    previous target words, all known in training, and one call runs every position. Weight
+    """The picture at the top (Luong et al. 2015). Training needs no Python loop over time:
+    attention comes after the decoder's GRU and is never fed back into it, so the GRU reads only
+    the previous target words, all known in training, and one call runs every position. Weight
     tying: the output layer's weights are the target embedding, so a word's score is the dot
-    product of the features with its embedding, plus a bias: one matrix learns from reading and
-    from predicting each word. padding_idx keeps <pad>'s row out of the embedding's gradient,
-    but it still trains as an output, a word the model learns never to predict."""
+    product of the mix layer's output with its embedding, plus a bias: one matrix learns from
+    reading and from predicting each word. padding_idx keeps <pad>'s row out of the embedding's
+    gradient, but it still trains as an output, a word the model learns never to predict."""
     def __init__(self, src_vocab, tgt_vocab, attention, size=SIZE):
         super().__init__()
         self.config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, size=size, attention=attention)
@@ -124,7 +124,7 @@ class Translator(nn.Module):
         self.tgt_stoi = {w: i for i, w in enumerate(tgt_vocab)}
         self.src_embed = nn.Embedding(len(src_vocab), size, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(len(tgt_vocab), size, padding_idx=PAD)
-        # <unk>'s row starts at zero: no training word is <unk>, so it never trains (no noise).
+        # The source <unk> row starts at zero: no training word is <unk>, so it never trains.
         nn.init.zeros_(self.src_embed.weight[UNK])
         self.encoder = nn.GRU(size, size, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(2 * size, size)  # last states -> h_0
@@ -151,12 +151,13 @@ class Translator(nn.Module):
         hidden = torch.tanh(self.bridge(torch.cat([last[0], last[1]], dim=1)))
         return (states, src != PAD), hidden.unsqueeze(0)  # (B, S, 2 * size), (B, S), (1, B, size)
 
-    def run_decoder(self, prev, hidden, states, mask):
+    def run_decoder(self, prev, hidden, states, mask, need_weights=True):
         h, hidden = self.decoder(self.drop(self.tgt_embed(prev)), hidden)  # (B, T, size)
         if isinstance(self.attn, nn.Linear):
             context, weights = attend(self.attn(h), states, states, mask)
         else:  # beware: its key_padding_mask is True where attention must ignore
-            context, weights = self.attn(h, states, states, key_padding_mask=~mask)  # (B, T, size)
+            context, weights = self.attn(h, states, states, key_padding_mask=~mask,
+                                         need_weights=need_weights)  # (B, T, size)
         mixed = torch.tanh(self.mix(torch.cat([h, context], dim=-1)))
         return self.drop(mixed), hidden, weights  # weights: (B, T, S)
 
@@ -166,8 +167,9 @@ def attend(query, keys, values, mask):
     the next word? Padding is masked (score -inf, weight 0), or a short sentence would read its
     batch's padding. Multi-head attention divides scores by sqrt(d): a dot product of d numbers
     grows like sqrt(d), and large scores push the softmax onto one word, with tiny gradients.
-    Luong's does not: W is learned, and sets the scale. F.scaled_dot_product_attention(query,
-    keys, values, attn_mask=mask[:, None], scale=1.0) is the same; both masks: True = attend."""
+    Luong's paper has no such factor; its learned W sets the scale. In production,
+    F.scaled_dot_product_attention(query, keys, values, attn_mask=mask[:, None], scale=1.0)
+    is the same; both masks: True = may attend."""
     scores = query @ keys.transpose(1, 2)  # (B, T, S) from (B, T, d) and (B, S, d)
     scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))  # (B, T, S)
     weights = scores.softmax(dim=-1)  # (B, T, S), rows sum to 1
@@ -178,8 +180,9 @@ def train(args, model, train_set, val_set, device, save):
     """Teacher forcing: the decoder reads the true previous word, not its own guess, so one call
     trains every position (see Translator). Its cost, exposure bias: in use the model reads its
     own guesses, and it never practised going on after a mistake. AdamW: Adam (each weight's
-    step sized by its recent gradients), then weight decay: each weight also shrinks by
-    lr * WEIGHT_DECAY of itself, apart from the gradient; small weights fit less noise."""
+    step sized by its recent gradients) plus weight decay: each weight shrinks by lr *
+    WEIGHT_DECAY of itself, outside Adam's sizing, so all decay alike; small weights fit less
+    noise."""
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
@@ -207,7 +210,7 @@ def train(args, model, train_set, val_set, device, save):
 
             # forward and loss, at every real target position at once (the padding left out)
             memory, hidden = model.run_encoder(src, lengths)
-            features, _, _ = model.run_decoder(tgt[:, :-1], hidden, *memory)
+            features, _, _ = model.run_decoder(tgt[:, :-1], hidden, *memory, need_weights=False)
             real = tgt[:, 1:] != PAD  # (B, T)
             loss = loss_fn(model.out(features[real]), tgt[:, 1:][real])
 
@@ -257,14 +260,14 @@ def beam_search(model, sentences, device, beam):
     words = torch.full((n * beam, 1), SOS, device=device)  # (R, T + 1)
     done = torch.zeros(n * beam, dtype=torch.bool, device=device)  # (R,)
     while not done.all():
-        features, hidden, _ = model.run_decoder(words[:, -1:], hidden, *memory)
+        features, hidden, _ = model.run_decoder(words[:, -1:], hidden, *memory, need_weights=False)
         logp = model.out(features[:, -1]).log_softmax(dim=-1)  # (R, V)
         vocab = logp.size(1)
         logp[:, [PAD, SOS, UNK]] = float("-inf")  # never written
         # An ended row may only add <pad>, at no cost: its sum and rank stay (others may beat it).
         logp[done] = float("-inf")
         logp[done, PAD] = 0.0
-        # Lengths with this step's word: <sos> counts for it, and an ended row adds none.
+        # The length once this step's word is added (<sos> stands in for it); ended rows add none.
         length = (words != PAD).sum(dim=1) - done.float()  # (R,)
         candidate_sum = logp_sum.view(-1, 1) + logp  # (R, V): raw sums
         candidate_rank = candidate_sum / (((5 + length) / 6) ** ALPHA).unsqueeze(1)
@@ -297,7 +300,7 @@ def translate(model, sentences, device, beam=1):
 def bleu(hyps, refs):
     """Corpus BLEU-4 (Papineni et al. 2002); refs[i]: hyps[i]'s references. For n = 1..4, the
     share of hypothesis n-grams (runs of n words) found in a reference, each counted at most as
-    often as one reference has it; BLEU is their geometric mean times a brevity penalty,
+    often as any single reference has it; BLEU is their geometric mean times a brevity penalty,
     exp(1 - r / h) when the h hypothesis words are fewer than the r of the closest references:
     precision alone would reward saying little."""
     def ngrams(words, n):
@@ -329,7 +332,7 @@ def evaluate(model, pairs, device, beam=1):
 
 def report(model, test_set, device, beam):
     """Test BLEU, then the first test sentence's attention (rows: output words, and <eos> unless
-    the answer was cut; columns: source words; darker: read more; multihead: the heads' mean).
+    the answer was cut; columns: source words; denser: read more; multihead: the heads' mean).
     A weight says where a word took information from, not which source word it translates:
     each e_s has read the whole sentence, so words often read the final ".", whose forward
     state has read it all. It is not an alignment."""
