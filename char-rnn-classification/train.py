@@ -1,14 +1,12 @@
 """Classify a surname by its language of origin, one character at a time.
 
-A bidirectional GRU reads a name ("Hinton", "Nguyen") and predicts which of 18 languages it is
-from. Russian is over half the names, Portuguese under 1%, so the loss is logit-adjusted (see
-"Logit adjustment", above train()). From the repository root (data/ is fetched on first use):
+A recurrent network (described at NameClassifier) reads a name ("Hinton", "Nguyen") and
+predicts which of 18 languages it is from. Russian is over half the names, Portuguese under 1%:
+the comment above train() tells how training and guessing allow for that, with one name worked
+through. From the repository root (data/ is fetched on first use):
     python char-rnn-classification/train.py      # train, test (report on stderr), save model.pt
     python char-rnn-classification/train.py --predict Hinton  # stdout: Hinton<TAB>English 0.87...
     cut -f1 names.txt | python char-rnn-classification/train.py --predict -
-Since the 2017 tutorial:
-- nn.Embedding and nn.GRU over packed batches, not one-hot letters through a hand-made cell
-- AdamW, a cosine schedule, averaged weights, logit adjustment, balanced accuracy, name split
 """
 
 import argparse
@@ -35,11 +33,11 @@ DATA_URL = os.environ.get("PRACTICAL_PYTORCH_DATA_URL",
 HERE = Path(__file__).resolve().parent
 KIND = "char-rnn-classification"  # in every checkpoint: another script's is refused
 PAD = 0              # character id 0: padding after a short name
-UNK = 1              # character id 1: a character no training name showed
+UNK = 1              # character id 1: any character no training name had
 MAX_CHARS = 64       # longer input is cut: the longest surname in the data has 20
-ALPHA = 0.5          # the log prior's share added back to decide: "Logit adjustment"
-WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% a step: less overfitting
-GRAD_CLIP = 1.0      # a gradient norm over 1 is scaled down to 1: no wild steps
+ALPHA = 0.5          # how far a guess leans toward the common languages (above train)
+WEIGHT_DECAY = 0.01  # how hard AdamW pulls every weight toward 0 (see train)
+GRAD_CLIP = 1.0      # the largest norm of all the gradients together (see train)
 AVERAGE = 5          # the last 5 epochs' weights are averaged into the saved model
 
 def log(*parts):
@@ -61,6 +59,14 @@ def download(data_dir):
             if not (data_dir / item.name).exists():
                 os.replace(item, data_dir / item.name)
 
+def read_name(text):
+    """A name as the model reads it, in training and in --predict alike: transliterated to ASCII
+    ("Пушкин" -> "Pushkin"), a small alphabet, trimmed and cut; None if no letter is left."""
+    name = unidecode(text[:4 * MAX_CHARS]).strip()[:MAX_CHARS]  # first cut: huge lines
+    if not any(c.isalpha() for c in name):
+        return None
+    return name
+
 def read_names(data_dir):
     """Return (labels, examples): labels sorted by file name, examples as (name, label id)."""
     names_dir = data_dir / "names"
@@ -70,8 +76,7 @@ def read_names(data_dir):
     examples = set()  # a set: Arabic.txt repeats ~100 names twenty times over
     for label_id, f in enumerate(files):
         lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-        # unidecode maps every script to ASCII, a small alphabet; then empties go (a BOM: "")
-        names = [unidecode(line).strip() for line in lines]
+        names = [read_name(line) for line in lines]  # None: no letter (a BOM)
         examples.update((name, label_id) for name in names if name)
     if len({label for _, label in examples}) < 2 or len({n for n, _ in examples}) < 20:
         sys.exit(f"error: {names_dir} needs two or more <language>.txt files and 20+ names")
@@ -90,19 +95,23 @@ def split_by_name(examples, seed):
 
 def encode(names, stoi, device):
     """["Li", "Abe"] -> the ids of [[L, i, PAD], [A, b, e]], and the lengths [2, 3] (on the CPU)."""
+    # A character no training name had reads as UNK, in the test split and in --predict alike,
+    # so a name is always scored one way. UNK keeps the character's place, where dropping it
+    # would read another, shorter name; its embedding row is zeros: a step, but no letter.
     lengths = torch.tensor([len(n) for n in names])
     x = torch.full((len(names), int(lengths.max())), PAD, dtype=torch.long)
     for i, name in enumerate(names):
         x[i, :len(name)] = torch.tensor([stoi.get(c, UNK) for c in name])
-    return x.to(device), lengths  # lengths stay on the CPU: packing wants them there
+    return x.to(device), lengths  # lengths on the CPU: packing wants them there
 
 # --- Model -------------------------------------------------------------------
 class NameClassifier(nn.Module):
-    """Embedding -> bidirectional GRU -> linear layer -> logits, a raw score per label (softmax
-    makes them probabilities). A GRU reads a name letter by letter into a state of hidden_size
-    numbers: each letter's vector and the old state make the new one, gates choosing how much of
-    the old to keep; a second GRU reads the name backwards. forward() leaves out the log prior
-    ("Logit adjustment"): --predict prints softmax(logits + ALPHA * log_prior)."""
+    """Embedding -> bidirectional GRU -> linear layer -> logits. A GRU reads a name letter by
+    letter into a state of hidden_size numbers: each letter's vector and the old state make the
+    new one, gates choosing how much of the old to keep, so the last state sums up the name; a
+    second GRU reads the name backwards. Logits are one raw score per language, any real number:
+    softmax(z)_i = e^z_i / sum_j e^z_j turns them into probabilities, so only their differences
+    matter. forward() returns them without the log prior (see above train())."""
     def __init__(self, chars, labels, label_counts, embed_size=64, hidden_size=224, dropout=0.3):
         super().__init__()
         self.config = dict(chars=chars, labels=labels, label_counts=label_counts,
@@ -124,28 +133,40 @@ class NameClassifier(nn.Module):
         # B names, T letters in the longest, E = embed_size, H = hidden_size, L labels
         emb = self.drop(self.embed(x))  # (B, T, E)
         # Packing tells the GRU where each name ends. Without it a short name's forward state
-        # would go on reading PAD after its last letter, and its backward one start in PAD.
+        # would go on reading PAD after its last letter and its backward one would start in PAD,
+        # so a name's guess would change with the longest name in its batch.
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
-        _, h = self.rnn(packed)  # (layers * 2, B, H): each layer's two final states
-        # Each sums up the whole name; the last layer's h[-2] (forward) read the ending (-ov)
-        # last, h[-1] (backward) the start (Mc-): with num_layers=2, h[0], h[1] is layer 1.
+        _, h = self.rnn(packed)  # (2, B, H): the final state of each direction
+        # h[-2] is the forward GRU's state after the last letter (it read the ending, -ov, last)
+        # and h[-1] the backward GRU's state after the first letter (it read the start, Mc-, last).
         h = torch.cat([h[-2], h[-1]], dim=1)  # (B, 2H)
         return self.head(self.drop(h))  # (B, L)
 
 # --- Training ----------------------------------------------------------------
-# Logit adjustment (Menon et al. 2021): the network is told how common each language is.
+# Logit adjustment: training tells the network how common each language is; guessing keeps a part.
 # 1. The prior: each language's share of the training pairs, Russian's about 0.5, Portuguese's
 #    under 0.01. Its log, model.log_prior, is about -0.7 and -5.5: Russian leads by 4.8.
-# 2. Training adds the log prior to the logits before the loss, so the network need not learn
-#    "Russian is common": the logits alone carry only what the letters tell (share 0, below).
-# 3. Deciding, ALPHA of the log prior is added back: guess = argmax(logits + ALPHA * log prior).
+# 2. Training adds the log prior to the logits before the loss. softmax(z + log p) is in
+#    proportion to p * e^z: the prior already multiplies in how common each language is, so the
+#    logits z need not learn it and carry only what the letters tell (Menon et al. 2021).
+# 3. Deciding, a share ALPHA of the log prior is added back: argmax(logits + ALPHA * log prior).
 #    Share 1 guesses by the data's mix as a plain classifier does (best top-1, rare languages
 #    lost); share 0 as if all were equally common (best balanced accuracy, common names taken
 #    for rare ones); ALPHA = 0.5 decides as if each share were its square root: Russian
-#    leads by 2.4. --predict's probabilities are these beliefs: softmax(logits + ALPHA * prior).
+#    leads by 2.4. --predict prints softmax of the same sum (see likeliest()).
+# 4. One test name, "Gaskell" (English), through the default model (seed 0): the sum
+#    logit + share * log prior for its three closest languages.
+#      language   logit   log prior   share 0   share 0.5   share 1
+#      Scottish    3.07     -5.21       3.07      0.47       -2.14
+#      English     2.86     -1.60       2.86      2.06        1.26
+#      Russian     2.08     -0.65       2.08      1.75        1.43
+#    Share 0 guesses Scottish, share 1 Russian, and the default, share 0.5, English.
 def train(args, model, train_set, val_set, device, save):
     averaged = torch.optim.swa_utils.AveragedModel(model)  # a running mean of weights
-    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay (above).
+    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay: each step
+    # also multiplies every weight by 1 - lr * WEIGHT_DECAY (1 - 4e-5 at the peak rate). A weight
+    # stays large only while the gradients keep pushing it, so the large, specific weights that
+    # would memorise a few training names fade, and the network leans on what many names share.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
@@ -169,6 +190,8 @@ def train(args, model, train_set, val_set, device, save):
             # backward and update
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            # clipping: if all the gradients together, as one long vector, have a norm over
+            # GRAD_CLIP, all are scaled down by the same factor, so no batch makes a wild step
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             sched.step()
@@ -185,7 +208,9 @@ def train(args, model, train_set, val_set, device, save):
                 break
         # Saved every epoch: the model, then in the last AVERAGE epochs the running mean of their
         # weights (stochastic weight averaging): late epochs jitter around a good point and their
-        # mean sits nearer its middle. A finished run saves that mean, not its best epoch.
+        # mean sits nearer its middle. The validation loss is there to watch the run, not to pick
+        # an epoch: the epoch that scores best on the validation names is partly luck, while the
+        # mean of the last epochs is steadier, so a finished run saves the mean.
         averaging = epoch > epochs - AVERAGE
         if averaging:
             averaged.update_parameters(model)  # the first update copies the weights
@@ -202,6 +227,23 @@ def predict(model, names, device, batch_size=512):
     model.eval()  # dropout off
     batches = [names[i:i + batch_size] for i in range(0, len(names), batch_size)]
     return torch.cat([model(*encode(b, model.stoi, device)).cpu() for b in batches])
+
+def likeliest(model, names, device, k=3):
+    """{name: its k likeliest languages as "English 0.87", best first}, each distinct name scored
+    once; a None (no letter to read) is left out. These are the numbers --predict prints,
+    softmax(logits + ALPHA * log prior): the model's beliefs under the prior flattened to its
+    square root, neither the data's mix nor equal odds, and not calibrated: nothing here checks
+    that a 0.87 is right 87 times in 100."""
+    distinct = sorted({name for name in names if name})
+    if not distinct:
+        return {}
+    logits = predict(model, distinct, device)  # (N, L), without the log prior
+    probs = (logits + ALPHA * model.log_prior.cpu()).softmax(dim=1)  # (N, L)
+    top_p, top_i = probs.topk(min(k, len(model.labels)), dim=1)  # (N, k)
+    tops = {}
+    for name, row_p, row_i in zip(distinct, top_p.tolist(), top_i.tolist()):
+        tops[name] = [f"{model.labels[i]} {p:.2f}" for p, i in zip(row_p, row_i)]
+    return tops
 
 def evaluate(model, dataset, device, alphas=(ALPHA,)):
     """Return the loss and, per alpha (a share of the log prior added back), (top-1, confusion).
@@ -231,8 +273,12 @@ def recall(confusion):
     """Per language, (L,): the share of its pairs guessed as it."""
     return confusion.diag() / confusion.sum(dim=1).clamp(min=1)
 
+# Why balanced accuracy: a classifier that always answers "Russian" learned nothing, yet it is
+# right on about half the names, a top-1 of about 0.5. Its recall is 1 for Russian and 0 for the
+# 17 other languages, a balanced accuracy of 1/18. Top-1 is mostly Russian and English names;
+# balanced accuracy counts each language the same, so it shows whether the rare ones are learned.
 def balanced(confusion):
-    """Mean recall of the languages present: always "Russian" scores ~0.5 top-1, 1/18 here."""
+    """Balanced accuracy: the mean of the recalls of the languages present."""
     return recall(confusion)[confusion.sum(dim=1) > 0].mean().item()
 
 def report(model, test_set, device):
@@ -251,8 +297,7 @@ def report(model, test_set, device):
 
 # --- Checkpoints -------------------------------------------------------------
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"} to a temporary file, renamed over `path` in one step:
-    a Ctrl-C never leaves half a checkpoint. A path that cannot be written fails as an OSError."""
+    """Write {"kind", "config", "model"} to path.tmp, then rename it over path: all or nothing."""
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as f:
@@ -282,32 +327,6 @@ def pick_device(name):
         sys.exit(f"error: --device {name} is not available here; use --device cpu or auto")
     return torch.device(name)
 
-def clean(raw, stoi):
-    """Transliterate a name, keep the characters the model knows; return (name, problem or None)."""
-    name = unidecode(raw[:4 * MAX_CHARS]).strip()  # "Пушкин" -> "Pushkin"; cut huge lines
-    name = "".join(c for c in name if c in stoi)[:MAX_CHARS]
-    if not any(c.isalpha() for c in name):
-        return None, f"{raw[:40]!r} has no letters the model knows; give a name like 'Hinton'"
-    return name, None
-
-def predict_command(model, raw_names, device, blank_ok=False):
-    """Print a tab-separated line per name, in input order; return 1 if one failed (echoed alone,
-    error on stderr; blank stays blank if blank_ok). Probabilities: see "Logit adjustment"."""
-    cleaned = [clean(raw, model.stoi) if raw.strip() or not blank_ok else (None, None)
-               for raw in raw_names]
-    good = [name for name, _ in cleaned if name]
-    logits = predict(model, good, device) if good else torch.zeros(0, len(model.labels))
-    probs = iter((logits + ALPHA * model.log_prior.cpu()).softmax(dim=1))
-    for raw, (name, problem) in zip(raw_names, cleaned):
-        out = [raw.replace("\t", " ")]  # a tab inside a name would add a column
-        if problem:
-            log(f"error: {problem}")
-        elif name:
-            top_p, top_i = next(probs).topk(min(3, len(model.labels)))
-            out += [f"{model.labels[i]} {p:.2f}" for p, i in zip(top_p, top_i.tolist())]
-        print("\t".join(out))
-    return 1 if any(problem for _, problem in cleaned) else 0
-
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -323,7 +342,8 @@ def parse_args(argv):
     add("--batch-size", type=int, default=128, help="names per optimisation step")
     add("--lr", type=float, default=4e-3, help="peak learning rate of AdamW")
     add("--log-every", type=int, default=50, help="print progress every N steps")
-    add("--predict", nargs="+", metavar="NAME", help="classify names ('-': lines of stdin)")
+    add("--predict", nargs="+", metavar="NAME", help="classify names ('-': lines of stdin) with "
+        f"softmax(logits + {ALPHA} * log prior): beliefs under a square-rooted prior, uncalibrated")
     args = p.parse_args(argv)
     # The numbers are checked here, once; NaN fails every comparison, so it is refused too.
     for name in ["epochs", "batch_size", "lr", "log_every"]:
@@ -341,12 +361,19 @@ def main(argv=None):
     log(f"device {device}")
     torch.manual_seed(args.seed)  # the initial weights and dropout
     try:  # one boundary for the whole run: a file or the network fails as an OSError (below)
-        if args.predict:
+        if args.predict:  # a line out per line in, a blank stdin line as a blank line
             model = load_checkpoint(args.checkpoint, device)
             sys.stdin.reconfigure(errors="replace")  # odd bytes read as U+FFFD
-            from_stdin = args.predict == ["-"]
-            names = sys.stdin.read().splitlines() if from_stdin else args.predict
-            sys.exit(predict_command(model, names, device, blank_ok=from_stdin))
+            lines = sys.stdin.read().splitlines() if args.predict == ["-"] else args.predict
+            names = [read_name(line) for line in lines]  # None: no letter in the line
+            tops = likeliest(model, names, device)  # {name: ["English 0.87", ...]}
+            status = 0
+            for line, name in zip(lines, names):
+                if not name and (line.strip() or args.predict != ["-"]):
+                    log(f"error: {line[:40]!r} has no letters; give a name like 'Hinton'")
+                    status = 1
+                print("\t".join([line.replace("\t", " ")] + tops.get(name, [])))
+            sys.exit(status)
         labels, examples = read_names(args.data_dir)
         train_set, val_set, test_set = split_by_name(examples, args.seed)
         chars = sorted(set("".join(name for name, _ in train_set)))

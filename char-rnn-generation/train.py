@@ -4,9 +4,6 @@ language, characters so far) from names/<label>.txt files, then writes names let
     python char-rnn-generation/train.py  # train; samples and the test NLL on stderr; model.pt
     python char-rnn-generation/train.py --sample --language Russian --num 5  # stdout: 5 names
     python char-rnn-generation/train.py --sample --language Irish Scottish --temperature 0.7
-Since the 2017 tutorial:
-- an LSTM, not a hand-written cell with no nonlinearity, trained on padded batches of names;
-- a held-out NLL; names sampled with dropout off, from no given first letter, never empty.
 """
 
 import argparse
@@ -35,11 +32,11 @@ HERE = Path(__file__).resolve().parent
 PAD = 0  # fills names shorter than the longest of their batch; the loss ignores it
 START = 1  # the first input of every name, so p(first letter) is learned too
 END = 2  # predicted after the last letter: how the model learns where names stop
-N_SPECIAL = 3  # character i of the vocabulary is token i + 3
+N_SPECIAL = 3  # PAD, START, END: the alphabet's character i is token 3 + i
 MAX_LEN = 30  # at most this many symbols drawn per name; the longest surname has 20
 REPORT_SAMPLES = 10  # samples per language in the final report, at temperature 1.0
-WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% a step: less overfitting
-GRAD_CLIP = 1.0  # a gradient norm over 1 is scaled down to 1: no batch jolts the model
+WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% a step (why: see train)
+GRAD_CLIP = 1.0  # a gradient longer than 1 (its norm) is scaled down to length 1
 NO_GRAD_BATCH = 2048  # names scored or sampled at once, which bounds the memory
 
 def log(*parts):
@@ -76,7 +73,9 @@ def read_names(data_dir):
     return [f.stem for f in files], sorted(pairs)
 
 def split_by_name(pairs, seed):
-    """80/10/10 by *distinct name*: by pair, "Abel" could train as French and test as German."""
+    """80/10/10 by *distinct name*. By pair, "Abel" could train as French and test as German:
+    the test would score a spelling the model had memorised, and promise more than it does on
+    names it never saw."""
     names = sorted({name for name, _ in pairs})
     random.Random(seed).shuffle(names)
     n_train = int(0.8 * len(names))
@@ -84,18 +83,25 @@ def split_by_name(pairs, seed):
     sides = [set(names[:n_train]), set(names[n_train:n_val]), set(names[n_val:])]
     return [[pair for pair in pairs if pair[0] in side] for side in sides]
 
-# An encoded split: tokens (n, longest + 2), each row START c1 ... cn END PAD...; labels (n,).
-Names = namedtuple("Names", ["tokens", "labels"])
+# An encoded split: tokens (n, longest + 2), each row START c1 ... cn END PAD...; labels (n,);
+# unseen: how many names were left out for a character outside the alphabet.
+Names = namedtuple("Names", ["tokens", "labels", "unseen"])
 
-def encode(pairs, stoi):
-    """(name, label) pairs -> (Names, how many were dropped): a name with a character not in
-    stoi is dropped, as the model has no output for that character to score."""
+def encode(pairs, chars):
+    """(name, label) pairs -> Names. Tokens 0, 1, 2 are PAD, START and END, so the alphabet's
+    character chars[i] is token N_SPECIAL + i: with chars "ab", "ba" is START 4 3 END. A name
+    with a character not in chars is dropped, as the model has no output to score it with."""
+    stoi = {c: N_SPECIAL + i for i, c in enumerate(chars)}
     kept = [(name, label) for name, label in pairs if set(name) <= stoi.keys()]
-    if not kept:  # too few distinct names in the data, or only unseen characters
-        sys.exit("error: a split has no usable names; names/<label>.txt need 10+ distinct names")
-    rows = [torch.tensor([START] + [stoi[c] for c in name] + [END]) for name, _ in kept]
+    if not kept:  # too few names in all, or every one dropped
+        sys.exit("error: a split has no usable names: names/<label>.txt need 10+ distinct names in "
+                 "all, and a held-out name with a character no training name has is dropped")
+    rows = []
+    for name, _ in kept:
+        rows.append(torch.tensor([START] + [stoi[c] for c in name] + [END]))
     tokens = pad_sequence(rows, batch_first=True, padding_value=PAD)
-    return Names(tokens, torch.tensor([label for _, label in kept])), len(pairs) - len(kept)
+    labels = torch.tensor([label for _, label in kept])
+    return Names(tokens, labels, len(pairs) - len(kept))
 
 # --- Model -------------------------------------------------------------------
 class NameGenerator(nn.Module):
@@ -135,7 +141,8 @@ def batch_loss(model, data, rows, device, reduction="mean"):
     Its cost, exposure bias: training never shows the model its own mistakes, so a sampled name
     that takes an odd turn goes on from a prefix unlike any it learned from."""
     x = data.tokens[rows]  # (B, longest name in the whole set + 2)
-    x = x[:, :int((x != PAD).sum(1).max())].to(device)  # (B, T + 1): no all-pad column
+    # B names; with START and END the longest of them has T + 1 symbols: T inputs, T targets.
+    x = x[:, :int((x != PAD).sum(1).max())].to(device)  # (B, T + 1)
     inputs = x[:, :-1]  # (B, T)
     targets = x[:, 1:]  # (B, T)
     logits, _ = model(data.labels[rows].to(device), inputs)  # (B, T, vocab)
@@ -145,7 +152,10 @@ def batch_loss(model, data, rows, device, reduction="mean"):
     return loss, int((targets != PAD).sum())
 
 def train(args, model, train_set, val_set, device, save):
-    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay (above).
+    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay, which
+    # shrinks every weight toward 0 a little at each step. A weight then stays large only while
+    # many batches' gradients keep pushing it: a pattern many names share survives, while a quirk
+    # of a few training names, pushed by few batches, decays. That is how it curbs overfitting.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set.labels) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
@@ -159,14 +169,17 @@ def train(args, model, train_set, val_set, device, save):
     lengths = (train_set.tokens != PAD).sum(1)  # (names,)
     for epoch in range(1, epochs + 1):
         model.train()
-        # The LSTM reads pads too, so each batch holds names of one length: shuffle the names,
-        # sort them by length (a stable sort keeps the shuffle among equals), cut, shuffle batches.
+        # Each batch is cut to its longest name, so names of similar length waste little compute
+        # on pads: shuffle the names, sort them by length (a stable sort keeps the shuffle among
+        # equal lengths), cut into batches, and shuffle the batches.
         order = torch.randperm(len(lengths), generator=batch_order)
         batches = order[lengths[order].argsort(stable=True)].split(args.batch_size)
         for k in torch.randperm(len(batches), generator=batch_order)[:total_steps - step].tolist():
             loss, _ = batch_loss(model, train_set, batches[k], device)  # forward, loss
             opt.zero_grad(set_to_none=True)  # backward and update
             loss.backward()
+            # Clipping bounds what one batch feeds Adam's running averages of the gradient: a rare
+            # huge gradient counts as one of length GRAD_CLIP, so it cannot swamp them.
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             sched.step()
@@ -178,7 +191,7 @@ def train(args, model, train_set, val_set, device, save):
         val = evaluate(model, val_set, device)
         if not math.isfinite(val):  # stop: no older model may pass for this run's
             sys.exit(f"error: the loss became {val}; try a lower --lr")
-        log(f"epoch {epoch}/{epochs} done | val NLL {val:.4f} nats/char")
+        log(f"epoch {epoch}/{epochs} done | val NLL {val:.4f} nats/symbol")
         if val < best:  # the best on validation: later epochs can overfit
             best = val
             save(model)
@@ -186,9 +199,10 @@ def train(args, model, train_set, val_set, device, save):
 # --- Evaluation --------------------------------------------------------------
 @torch.inference_mode()  # no autograd graph is recorded: faster, and less memory
 def evaluate(model, data, device):
-    """NLL, the negative log-likelihood per character: the mean of -ln p(true next symbol) over
-    each symbol predicted (every letter, the first too, and END). Natural logs give nats; bits =
-    nats / ln 2. Perplexity e^NLL: the model is as unsure as a fair pick among that many."""
+    """NLL, the negative log-likelihood per predicted symbol ("per character", with END counted
+    as one): the mean of -ln p(true next symbol) over each symbol predicted (every letter, the
+    first too, and END). Natural logs give nats; bits = nats / ln 2. Perplexity e^NLL: the model
+    is as unsure as a fair pick among that many symbols."""
     model.eval()
     chunks = torch.arange(len(data.labels)).split(NO_GRAD_BATCH)  # rows per batch
     sums = [batch_loss(model, data, rows, device, reduction="sum") for rows in chunks]
@@ -200,22 +214,30 @@ def bigrams(data):
     labels = data.labels[:, None].expand_as(real)  # (names, time)
     return labels[real], data.tokens[:, :-1][real], data.tokens[:, 1:][real]
 
-def bigram_nll(train_set, test_set, n_labels, n_tokens):
+def bigram_nll(train_set, test_set, n_labels, n_chars):
     """The baseline to beat, a bigram model per language: counts[label, previous, next] += 1 per
-    pair of neighbours in the training names (index_put_ with accumulate=True: repeats add up).
-    Add 1 to every count, so no held-out pair gets p = 0, and V to each row's total: p sums to 1."""
+    pair of neighbours in the training names (index_put_ with accumulate=True: repeats add up)."""
+    n_tokens = N_SPECIAL + n_chars  # PAD, START, END, then the characters
     counts = torch.zeros(n_labels, n_tokens, n_tokens)  # (label, previous, next)
     counts.index_put_(bigrams(train_set), torch.tensor(1.0), accumulate=True)
-    V = n_tokens - 2  # the characters and END: PAD and START are never predicted
+    # Add one: each of the V symbols that can come next (the characters and END) gets count + 1,
+    # so no held-out pair has p = 0, and the row total gets + V, so those V p's still sum to 1.
+    # PAD and START never come next: their columns are never read.
+    V = n_chars + 1
     log_p = ((counts + 1) / (counts.sum(-1, keepdim=True) + V)).log()  # like counts
     return -log_p[bigrams(test_set)].mean().item()
 
 @torch.inference_mode()
-def sample(model, label, num, device, temperature=1.0):
-    """Draw `num` names for one label at once, a symbol per step, from p: the argmax would write
-    one name per language, always the same. The temperature divides the logits: below 1 it
-    sharpens p, above 1 it flattens it. A name still going after MAX_LEN is drawn again."""
+def sample(model, language, num, device, temperature=1.0):
+    """Draw `num` names of one language at once, a symbol per step, from p: the argmax would write
+    one name per language, always the same; drawing gives variety in the model's proportions. On
+    the CPU the same seed draws the same names; a GPU's LSTM kernels need not be deterministic.
+    The temperature T divides the logits, which raises each p to the power 1/T before softmax
+    renormalises: p = 0.6, 0.35, 0.05 for three letters become 0.74, 0.25, 0.005 at T = 0.5 (the
+    rare letter all but vanishes) and 0.49, 0.37, 0.14 at T = 2 (it nearly triples).
+    A name still going after MAX_LEN symbols is drawn again."""
     model.eval()  # dropout off: sampling uses the whole trained network
+    label = model.labels.index(language)
     names = []
     redrawn = 0
     while len(names) < num:
@@ -231,6 +253,9 @@ def sample(model, label, num, device, temperature=1.0):
             # END first would be an empty name: masked at t = 0, softmax renormalises the rest.
             if t == 0:
                 logits[:, END] = -math.inf
+            # One step, worked (the default model, seed 0, Russian, after "Mak"): p(h) 0.47,
+            # p(s) 0.22, p(u) 0.21, p(i) 0.02; T = 0.5 makes them 0.70, 0.15, 0.14, 0.001, T = 2
+            # makes them 0.24, 0.17, 0.16, 0.05. A die weighted by p: 1,000 throws gave h 463 times.
             token = torch.multinomial(logits.softmax(-1), 1)  # (rows, 1)
             out[rows, t] = token[:, 0]
             alive = token[:, 0] != END  # (rows,): the names still being written
@@ -244,32 +269,35 @@ def sample(model, label, num, device, temperature=1.0):
         if redrawn > 10 * num:  # e.g. a very low --temperature stuck in a loop
             sys.exit(f"error: most names do not end within {MAX_LEN} characters; try --temperature")
         for row in ended.tolist():
-            names.append("".join(model.chars[i - N_SPECIAL] for i in row if i > END))  # letters
+            # Keep the letters, not PAD or END: token N_SPECIAL + i is the alphabet's chars[i].
+            letters = [model.chars[i - N_SPECIAL] for i in row if i >= N_SPECIAL]
+            names.append("".join(letters))
     return names
 
-def report(model, train_set, test_set, dropped, train_names, device):
-    """Samples, then the test NLL beside two baselines. A uniform guess gives each of the V symbols
-    (characters and END) p = 1/V: NLL ln V. A bigram model sees only the previous symbol: the
-    LSTM's margin over it is what remembering more of the name buys."""
+def report(model, train_set, test_set, train_pairs, device):
+    """Samples, then the test NLL of the saved model (the best on validation) beside two
+    baselines. A uniform guess gives each of the V symbols (characters and END) p = 1/V: NLL
+    ln V. A bigram model sees only the previous symbol: the LSTM's margin over it is what
+    remembering more of the name buys."""
     log(f"\nsamples at temperature 1.0, {REPORT_SAMPLES} per label (first 5 shown):")
     every = []
-    for i, label in enumerate(model.labels):
-        every += sample(model, i, REPORT_SAMPLES, device)
+    for label in model.labels:
+        every += sample(model, label, REPORT_SAMPLES, device)
         log(f"  {label:<12} {', '.join(every[-REPORT_SAMPLES:][:5])}")
     test = evaluate(model, test_set, device)
     V = len(model.chars) + 1
-    bigram = bigram_nll(train_set, test_set, len(model.labels), V + 2)
+    bigram = bigram_nll(train_set, test_set, len(model.labels), len(model.chars))
+    train_names = {name for name, _ in train_pairs}
     new = sum(name not in train_names for name in every)  # not a training name
-    log(f"\ntest: {len(test_set.labels)} (name, label) pairs ({dropped} dropped: unseen "
-        f"character) | NLL {test:.4f} nats/char = {test / math.log(2):.4f} bits/char, perplexity "
-        f"{math.exp(test):.2f} | uniform ln(V = {V}) {math.log(V):.4f} | add-one bigram "
-        f"{bigram:.4f} | {len(every)} samples: {new / len(every):.1%} new, "
+    log(f"\ntest: {len(test_set.labels)} (name, label) pairs ({test_set.unseen} dropped: unseen "
+        f"character) | NLL {test:.4f} nats/symbol = {test / math.log(2):.4f} bits/symbol, "
+        f"perplexity {math.exp(test):.2f} | uniform ln(V = {V}) {math.log(V):.4f} | add-one "
+        f"bigram {bigram:.4f} | {len(every)} samples: {new / len(every):.1%} new, "
         f"{len(set(every)) / len(every):.1%} distinct")
 
 # --- Checkpoints -------------------------------------------------------------
 def save_checkpoint(path, model):
-    """Save {"kind", "config", "model"} to a temporary file, renamed over `path` in one step:
-    a Ctrl-C never leaves half a checkpoint. A path that cannot be written fails as an OSError."""
+    """Write {"kind", "config", "model"} to path.tmp, then rename it over path: all or nothing."""
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as f:
@@ -308,20 +336,18 @@ def parse_args(argv):
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
-    add("--seed", type=int, default=0,
-        help="seeds the split, the weights, the batch order and sampling: same seed, same names")
+    add("--seed", type=int, default=0, help="seeds the split, the weights, batches and sampling")
     add("--epochs", type=int, default=14, help="passes over the training names")
     add("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
     add("--batch-size", type=int, default=64, help="names per step")
     add("--lr", type=float, default=4e-3, help="peak learning rate of AdamW")
     add("--log-every", type=int, default=50, help="print progress every N steps")
-    add("--sample", action="store_true", help="print names from the checkpoint to stdout")
+    add("--sample", action="store_true", help="names to stdout (on the CPU: same seed, same names)")
     add("--language", nargs="+", default=["all"], help="label(s) to sample, or all")
     add("--num", type=int, default=10, help="names per language, at most 100000")
     add("--temperature", type=float, default=1.0, help="lower: safer; in [0.001, 1000]")
     args = p.parse_args(argv)
-    # The numbers are checked here, once; NaN fails every comparison, so it is refused too.
-    for name in ["epochs", "batch_size", "lr", "log_every"]:
+    for name in ["epochs", "batch_size", "lr", "log_every"]:  # NaN is refused too
         if not getattr(args, name) > 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
@@ -340,29 +366,23 @@ def main(argv=None):
     try:  # one boundary for the whole run: a file or the network fails as an OSError (below)
         if args.sample:
             model = load_checkpoint(args.checkpoint, device)
-            known = model.labels
-            wanted = known if "all" in args.language else list(dict.fromkeys(args.language))
-            unknown = [w for w in wanted if w not in known]
-            if unknown:
-                sys.exit(f"error: unknown --language {unknown[0]!r}; try: {', '.join(known)}, all")
+            wanted = model.labels if "all" in args.language else args.language
+            if not set(wanted) <= set(model.labels):
+                sys.exit(f"error: --language must be all or one of: {', '.join(model.labels)}")
             for language in wanted:  # --num names each, in this order
-                names = sample(model, known.index(language), args.num, device, args.temperature)
+                names = sample(model, language, args.num, device, args.temperature)
                 print("\n".join(names), flush=True)
             return
         labels, pairs = read_names(args.data_dir)
-        train_pairs, val_pairs, test_pairs = split_by_name(pairs, args.seed)
-        chars = sorted(set("".join(name for name, _ in train_pairs)))  # training alphabet
-        stoi = {c: i + N_SPECIAL for i, c in enumerate(chars)}
-        train_set, _ = encode(train_pairs, stoi)  # none dropped: their alphabet
-        val_set, val_dropped = encode(val_pairs, stoi)
-        test_set, test_dropped = encode(test_pairs, stoi)
-        log(f"{len(labels)} labels, {len(pairs)} (name, label) pairs: train {len(train_pairs)}, "
-            f"val {len(val_set.labels)}, test {len(test_set.labels)} ({val_dropped} and "
-            f"{test_dropped} dropped: unseen character); {len(chars)} characters")
+        train_pairs, *held_out = split_by_name(pairs, args.seed)  # val, test
+        chars = sorted(set("".join(name for name, _ in train_pairs)))
+        train_set = encode(train_pairs, chars)  # none dropped: their alphabet
+        val_set, test_set = [encode(side, chars) for side in held_out]
+        log(f"train {len(train_pairs)}, val {len(val_set.labels)}, test {len(test_set.labels)} "
+            f"({val_set.unseen} and {test_set.unseen} dropped: unseen character)")
         model = NameGenerator(chars, labels).to(device)
         train(args, model, train_set, val_set, device, partial(save_checkpoint, args.checkpoint))
-        model = load_checkpoint(args.checkpoint, device)  # the best, not the last
-        report(model, train_set, test_set, test_dropped, {n for n, _ in train_pairs}, device)
+        report(load_checkpoint(args.checkpoint, device), train_set, test_set, train_pairs, device)
     except KeyboardInterrupt:  # Ctrl-C: one line, and exit 130 as shells do
         log("interrupted")
         sys.exit(130)

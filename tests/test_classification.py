@@ -74,6 +74,28 @@ def test_foreign_scripts_are_transliterated(checkpoint):
     assert all(len(line.split("\t")) == 4 for line in out.splitlines())
 
 
+def test_unseen_characters_are_unk_in_evaluate_and_predict(checkpoint):
+    """One reading everywhere: a character no training name had is UNK, not dropped, so
+    --predict prints what evaluate() scores."""
+    model = cls.load_checkpoint(checkpoint, torch.device("cpu"))
+    name = "Baqqqqkov"  # the tiny data set has no "q"
+    x, _ = cls.encode([name], model.stoi, "cpu")
+    assert x[0].tolist().count(cls.UNK) == 4
+
+    def printed(text):  # the line --predict should print for `text`, computed by hand
+        probs = (cls.predict(model, [text], "cpu") + cls.ALPHA * model.log_prior).softmax(dim=1)
+        top_p, top_i = probs[0].topk(3)
+        return "\t".join([name] + [f"{model.labels[i]} {p:.2f}"
+                                   for p, i in zip(top_p.tolist(), top_i.tolist())]) + "\n"
+
+    code, out, _ = predict(checkpoint, name)
+    assert code == 0 and out == printed(name)
+    assert out != printed("Bakov")  # what dropping the q's would have printed
+    guess = model.labels.index(out.split("\t")[1].split(" ")[0])
+    _, [(top1, _)] = cls.evaluate(model, [(name, guess)], "cpu")  # evaluate() agrees
+    assert top1 == 1.0
+
+
 @pytest.mark.parametrize("bad", ["", "   ", "!!!", "1234"])
 def test_name_without_letters(checkpoint, bad):
     code, out, err = predict(checkpoint, "Hinton", bad)
