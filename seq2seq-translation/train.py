@@ -83,7 +83,8 @@ def read_pairs(path, reverse, all_pairs):
         fields = [tokenize(field) for field in line.split("\t")[:2]]
         if len(fields) == 2 and all(fields) and max(map(len, fields)) <= MAX_WORDS:
             if all_pairs or " ".join(fields[0]).startswith(PREFIXES):
-                pairs.append(fields if reverse else fields[::-1])  # (source, target)
+                pair = fields if reverse else fields[::-1]  # (source, target)
+                pairs.append(pair)
     if len({tuple(source) for source, _ in pairs}) < 10:  # the split needs 10 to fill 80/10/10
         sys.exit(f"error: under 10 distinct sentences of <= {MAX_WORDS} words a side in {path}; "
                  "see --all-pairs")
@@ -180,9 +181,8 @@ def train(args, model, train_set, val_set, device, save):
     """Teacher forcing: the decoder reads the true previous word, not its own guess, so one call
     trains every position (see Translator). Its cost, exposure bias: in use the model reads its
     own guesses, and it never practised going on after a mistake. AdamW: Adam (each weight's
-    step sized by its recent gradients) plus weight decay: each weight shrinks by lr *
-    WEIGHT_DECAY of itself, outside Adam's sizing, so all decay alike; small weights fit less
-    noise."""
+    step sized by its recent gradients) plus weight decay, which shrinks every weight by
+    lr * WEIGHT_DECAY of itself outside Adam's sizing: small weights fit less noise."""
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
@@ -282,8 +282,10 @@ def beam_search(model, sentences, device, beam):
         words = torch.cat([words[parent], word.unsqueeze(1)], dim=1)  # (R, T + 2)
         hidden = hidden[:, parent]  # (1, R, size)
         done = done[parent] | (word == EOS) | (length[parent] >= limit)  # (R,)
-    best = words[::beam, 1:].tolist()  # each sentence's first row, without <sos>
-    return [[model.config["tgt_vocab"][j] for j in row if j > EOS] for row in best]
+    answers = []
+    for row in words[::beam, 1:].tolist():  # each sentence's first row, without <sos>
+        answers.append([model.config["tgt_vocab"][j] for j in row if j > EOS])  # no <eos>, <pad>
+    return answers
 
 def translate(model, sentences, device, beam=1):
     """Translate word lists, answers in order (an empty one for an empty one): shortest first,
@@ -338,16 +340,19 @@ def report(model, test_set, device, beam):
     state has read it all. It is not an alignment."""
     score, sources, outputs = evaluate(model, test_set, device, beam)
     log(f"\ntest: {len(sources)} source sentences | BLEU-4 {score:.1f} | beam {beam}\n")
-    source, answer = sources[0], outputs[0]
+    source = sources[0]
+    answer = outputs[0]
     src, lengths = encode([source], model.src_stoi, device)
     prev, _ = encode([answer], model.tgt_stoi, device, (SOS,))
     with torch.inference_mode():  # one decoder call over the translation
         memory, hidden = model.run_encoder(src, lengths)
         _, _, weights = model.run_decoder(prev, hidden, *memory)  # (1, words + 1, S)
     rows = answer if len(answer) == 2 * len(source) + MARGIN else answer + ["<eos>"]
-    log(" " * 9 + " ".join(f"{w:<5.5}" for w in source))  # 5 letters a column
+    widths = [max(len(w), 2) for w in source]
+    m = max(len(w) for w in rows) + 1  # the output words' margin
+    log(" " * m + " ".join(w.ljust(width) for w, width in zip(source, widths)))
     for word, row in zip(rows, weights[0].tolist()):
-        log(f"{word:<8.8} " + " ".join(" .:-=+*#%@"[round(9 * a)] * 5 for a in row))
+        log(word.ljust(m) + " ".join(" .:-=+*#%@"[round(9 * a)] * n for a, n in zip(row, widths)))
 
 # --- Checkpoints -------------------------------------------------------------
 def save_checkpoint(path, model):
