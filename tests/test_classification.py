@@ -275,3 +275,13 @@ def test_predict_into_a_closed_pipe(checkpoint, tmp_path):
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
     assert result.stdout.startswith("Bakov\t") and result.stdout.count("\n") == 1
     assert (tmp_path / "err").read_text() == "device cpu\n"  # no traceback
+
+
+def test_stdin_bytes_that_are_not_utf8_still_get_answers(checkpoint):
+    """A Latin-1 file piped in: the odd bytes read as U+FFFD, every line gets its answer."""
+    cmd = [sys.executable, str(REPO / "char-rnn-classification" / "train.py"), "--checkpoint",
+           str(checkpoint), "--device", "cpu", "--predict", "-"]
+    run = subprocess.run(cmd, input=b"Hinton\nD\xe9j\xe0vu\n", capture_output=True, timeout=120)
+    assert run.returncode == 0 and b"Traceback" not in run.stderr, run.stderr.decode()
+    lines = run.stdout.decode("utf-8").splitlines()
+    assert len(lines) == 2 and lines[1].startswith("D\ufffdj\ufffdvu\t"), lines
