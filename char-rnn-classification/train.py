@@ -191,7 +191,7 @@ def train(args, model, train_set, val_set, device, save):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             # clipping: if all the gradients together, as one long vector, have a norm over
-            # GRAD_CLIP, all are scaled down by the same factor, so no batch makes a wild step
+            # GRAD_CLIP, all shrink by one factor: a rare huge one cannot swamp Adam's averages
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             sched.step()
@@ -216,6 +216,8 @@ def train(args, model, train_set, val_set, device, save):
             averaged.update_parameters(model)  # the first update copies the weights
         candidate = averaged.module if averaging else model
         val_loss, [(top1, confusion)] = evaluate(candidate, val_set, device)
+        if not math.isfinite(val_loss):  # diverged: no later epoch can recover
+            sys.exit(f"error: the loss became {val_loss}; try a lower --lr")
         log(f"epoch {epoch}/{epochs} done | val loss {val_loss:.4f}, top-1 {top1:.3f}, balanced "
             f"{balanced(confusion):.3f}")
         save(candidate)
@@ -347,8 +349,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     # The numbers are checked here, once; NaN fails every comparison, so it is refused too.
     for name in ["epochs", "batch_size", "lr", "log_every"]:
-        if not getattr(args, name) > 0:
-            p.error(f"--{name.replace('_', '-')} must be positive")
+        if not 0 < getattr(args, name) < math.inf:
+            p.error(f"--{name.replace('_', '-')} must be positive and finite")
     if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
         p.error("--seed and --max-steps must be 0 or more (--seed below 2**63)")
     if not args.checkpoint.name:

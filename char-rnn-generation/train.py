@@ -348,8 +348,8 @@ def parse_args(argv):
     add("--temperature", type=float, default=1.0, help="lower: safer; in [0.001, 1000]")
     args = p.parse_args(argv)
     for name in ["epochs", "batch_size", "lr", "log_every"]:  # NaN is refused too
-        if not getattr(args, name) > 0:
-            p.error(f"--{name.replace('_', '-')} must be positive")
+        if not 0 < getattr(args, name) < math.inf:
+            p.error(f"--{name.replace('_', '-')} must be positive and finite")
     if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
         p.error("--seed and --max-steps must be 0 or more (--seed below 2**63)")
     if not (0 < args.num <= 100_000 and 1e-3 <= args.temperature <= 1e3):

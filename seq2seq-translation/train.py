@@ -226,6 +226,8 @@ def train(args, model, train_set, val_set, device, save):
                 seconds = time.time() - start
                 log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss {loss.item():.4f} "
                     f"| {seconds:.0f}s elapsed, ETA {seconds / step * (total_steps - step):.0f}s")
+        if not math.isfinite(loss.item()):  # diverged: no later epoch can recover
+            sys.exit(f"error: the loss became {loss.item()}; try a lower --lr")
         # Greedy decoding of the validation split is cheap next to an epoch of training, so every
         # epoch is validated and the best one saved: from the first epoch on, a model is on disk.
         val_bleu, _, _ = evaluate(model, val_set, device)
@@ -410,8 +412,8 @@ def parse_args(argv):
     add("--beam", type=int, default=4, help="beam size (1: greedy)")
     args = p.parse_args(argv)
     for name in ["epochs", "batch_size", "lr", "log_every", "beam"]:  # NaN is refused too
-        if not getattr(args, name) > 0:
-            p.error(f"--{name.replace('_', '-')} must be positive")
+        if not 0 < getattr(args, name) < math.inf:
+            p.error(f"--{name.replace('_', '-')} must be positive and finite")
     if not (0 <= args.seed < 2**63 and args.max_steps >= 0):
         p.error("--seed and --max-steps must be 0 or more (--seed below 2**63)")
     if not args.checkpoint.name:

@@ -56,11 +56,12 @@ FAILURES = [  # the same mistake, made with each script, must give the same word
     (["--seed", "-1"], SEED),
     (["--seed", str(2**63)], SEED),
     (["--max-steps", "-1"], SEED),
-    (["--epochs", "0"], "error: --epochs must be positive"),
-    (["--batch-size", "-3"], "error: --batch-size must be positive"),
-    (["--lr", "nan"], "error: --lr must be positive"),
-    (["--lr", "0"], "error: --lr must be positive"),
-    (["--log-every", "0"], "error: --log-every must be positive"),
+    (["--epochs", "0"], "error: --epochs must be positive and finite"),
+    (["--batch-size", "-3"], "error: --batch-size must be positive and finite"),
+    (["--lr", "nan"], "error: --lr must be positive and finite"),
+    (["--lr", "0"], "error: --lr must be positive and finite"),
+    (["--lr", "inf"], "error: --lr must be positive and finite"),
+    (["--log-every", "0"], "error: --log-every must be positive and finite"),
     (["--device", "tpu"], "error: argument --device: invalid choice: 'tpu' "
                           "(choose from auto, cpu, cuda, mps)"),
     (["--checkpoint", ""], "error: --checkpoint needs a file name"),
@@ -96,3 +97,13 @@ def test_first_log_line_and_failed_download(scripts, folder, tmp_path):
         "(offline? put its data/ files there by hand)",
         "error: <urlopen error [Errno 2] No such file or directory: "
         "'/nonexistent/practical-pytorch/data.zip'>"], err
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_a_diverging_run_stops_with_one_line(scripts, folder, names_data, pairs_data, tmp_path):
+    """A learning rate so large that the weights become NaN: one line, not a traceback."""
+    data = pairs_data if folder == "seq2seq-translation" else names_data
+    code, _, err = call(scripts[folder], "--device", "cpu", "--data-dir", data, "--checkpoint",
+                        tmp_path / "m.pt", "--lr", "1e30", "--max-steps", 6, "--batch-size", 16)
+    assert code == 1 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == "error: the loss became nan; try a lower --lr", err
