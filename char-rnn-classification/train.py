@@ -1,11 +1,11 @@
 """Classify a surname by its language of origin, one character at a time.
 
-A recurrent network (described at NameClassifier) reads a name ("Hinton", "Nguyen") and
-predicts which of 18 languages it is from. Russian is over half the names, Portuguese under 1%:
-the comment above train() tells how training and guessing allow for that, with one name worked
-through. From the repository root (data/ is fetched on first use):
-    python char-rnn-classification/train.py      # train, test (report on stderr), save model.pt
-    python char-rnn-classification/train.py --predict Hinton  # stdout: Hinton<TAB>English 0.87...
+A recurrent network (see NameClassifier) reads a name ("Hinton", "Nguyen") and
+guesses which of 18 languages it is from. Russian is over half the names, Portuguese
+under 1%: the comment above train() tells how training and guessing allow for that,
+with one name worked through. From the repository root:
+    python char-rnn-classification/train.py  # train, test (stderr), save model.pt
+    python char-rnn-classification/train.py --predict Hinton  # Hinton English 0.87 ...
     cut -f1 names.txt | python char-rnn-classification/train.py --predict -
 """
 
@@ -35,7 +35,7 @@ KIND = "char-rnn-classification"  # stored in each checkpoint
 PAD = 0              # character id 0: padding after a short name
 UNK = 1              # character id 1: any character no training name had
 MAX_CHARS = 64       # longer input is cut: the longest surname in the data has 20
-ALPHA = 0.5          # how far a guess leans toward the common languages (above train)
+ALPHA = 0.5          # lean of guesses toward common languages: 0 none, 1 full (see train)
 WEIGHT_DECAY = 0.01  # how hard AdamW pulls every weight toward 0 (see train)
 GRAD_CLIP = 1.0      # the largest norm of all the gradients together (see train)
 AVERAGE = 5          # the last 5 epochs' weights are averaged into the saved model
@@ -57,15 +57,15 @@ def download(data_dir):
                 os.replace(item, data_dir / item.name)
 
 def read_name(text):
-    """A name as the model reads it, in training and in --predict alike: transliterated to ASCII
-    ("Пушкин" -> "Pushkin"), a small alphabet, trimmed and cut; None if no letter is left."""
-    name = unidecode(text[:4 * MAX_CHARS]).strip()[:MAX_CHARS]  # first cut: huge lines
+    """A name as the model reads it, in training and --predict alike: ASCII
+    ("Пушкин" -> "Pushkin"), trimmed and cut; None if no letter is left."""
+    name = unidecode(text[:4 * MAX_CHARS]).strip()[:MAX_CHARS]  # huge lines cut
     if not any(c.isalpha() for c in name):
         return None
     return name
 
 def read_names(data_dir):
-    """Return (labels, examples): labels sorted by file name, examples as (name, label id)."""
+    """Return (labels sorted by file name, examples as (name, label id))."""
     names_dir = data_dir / "names"
     if not names_dir.exists():
         download(data_dir)
@@ -73,16 +73,17 @@ def read_names(data_dir):
     examples = set()  # a set: Arabic.txt repeats ~100 names twenty times over
     for label_id, f in enumerate(files):
         lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-        names = [read_name(line) for line in lines]  # None: no letter (a BOM)
+        names = [read_name(line) for line in lines]  # None: a line with no letter
         examples.update((name, label_id) for name in names if name)
     if len({label for _, label in examples}) < 2 or len({n for n, _ in examples}) < 20:
         sys.exit(f"error: {names_dir} needs two or more <language>.txt files and 20+ names")
     return [f.stem for f in files], sorted(examples)
 
 def split_by_name(examples, seed):
-    """Split into train/val/test by *distinct name*. "Abel" is French and German: a split over
-    (name, language) pairs could train on "Abel" under one and test it under the other, and the
-    test would measure memory, not generalisation. Each string lands on one side, labels and all."""
+    """Split into train/val/test by *distinct name*. "Abel" is French and German: a
+    split over (name, language) pairs could train on "Abel" under one and test it
+    under the other, and the test would measure memory, not generalisation. Each
+    string lands on one side, labels and all."""
     names = sorted({name for name, _ in examples})
     random.Random(seed).shuffle(names)
     n_train = int(0.8 * len(names))
@@ -91,10 +92,11 @@ def split_by_name(examples, seed):
     return [[example for example in examples if example[0] in side] for side in sides]
 
 def encode(names, stoi, device):
-    """["Li", "Abe"] -> the ids of [[L, i, PAD], [A, b, e]], and the lengths [2, 3] (on the CPU)."""
-    # A character no training name had reads as UNK, in the test split and in --predict alike,
-    # so a name is always scored one way. UNK keeps the character's place, where dropping it
-    # would read another, shorter name; its embedding row is zeros: a step, but no letter.
+    """["Li", "Abe"] -> ids [[L, i, PAD], [A, b, e]], and the lengths [2, 3] (CPU)."""
+    # A character no training name had reads as UNK, in the test split and in
+    # --predict alike, so a name is always scored one way. UNK keeps the character's
+    # place (dropping it would read another, shorter name); its embedding row is
+    # zeros: a step, but no letter.
     lengths = torch.tensor([len(n) for n in names])
     x = torch.full((len(names), int(lengths.max())), PAD, dtype=torch.long)
     for i, name in enumerate(names):
@@ -116,13 +118,17 @@ class NameClassifier(nn.Module):
         self.stoi = {c: i + 2 for i, c in enumerate(chars)}  # 0, 1: PAD, UNK
         self.labels = labels
         # The log prior (see "Logit adjustment"): a buffer, saved with the weights, never trained.
-        counts = torch.tensor(label_counts).clamp(min=1)  # (labels,); no log(0) = -inf
+        counts = torch.tensor(label_counts).clamp(min=1)  # (L,); no log(0)
         self.register_buffer("log_prior", (counts / counts.sum()).log())
-        # A letter id picks its learned row of embed_size numbers (a one-hot vector times a
-        # matrix, without the one-hot): letters that behave alike can learn alike rows.
+        # The embedding replaces one-hot input. Letter i's one-hot vector is all 0s but a 1 at
+        # place i; times a matrix, it picks out row i. The lookup takes row i without building
+        # the vector: embed_size learned numbers a letter, so letters that behave alike can learn
+        # alike rows, where one-hot vectors are all equally far apart.
         self.embed = nn.Embedding(len(chars) + 2, embed_size, padding_idx=PAD)  # PAD row: 0
-        nn.init.zeros_(self.embed.weight[UNK])  # no training name has UNK: 0s, not noise
+        nn.init.zeros_(self.embed.weight[UNK])  # UNK never trains: 0s, not noise
         self.rnn = nn.GRU(embed_size, hidden_size, batch_first=True, bidirectional=True)
+        # Dropout, in training only, zeroes each number at rate `dropout` and scales up the rest:
+        # the network cannot lean on any one number, which makes memorising names harder.
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden_size, len(labels))
 
@@ -141,16 +147,19 @@ class NameClassifier(nn.Module):
 
 # --- Training ----------------------------------------------------------------
 # Logit adjustment: training tells the network how common each language is; guessing keeps a part.
+# Two measures judge a guess (see Evaluation): top-1, the share of names guessed right, and
+# balanced accuracy, the mean over languages of the share of each language's names guessed right.
 # 1. The prior: each language's share of the training pairs, Russian's about 0.5, Portuguese's
 #    under 0.01. Its log, model.log_prior, is about -0.7 and -5.5: Russian leads by 4.8.
 # 2. Training adds the log prior to the logits before the loss. softmax(z + log p) is in
 #    proportion to p * e^z: the prior already multiplies in how common each language is, so the
 #    logits z need not learn it and carry only what the letters tell (Menon et al. 2021).
 # 3. Deciding, a share ALPHA of the log prior is added back: argmax(logits + ALPHA * log prior).
-#    Share 1 guesses by the data's mix as a plain classifier does (best top-1, rare languages
-#    lost); share 0 as if all were equally common (best balanced accuracy, common names taken
-#    for rare ones); ALPHA = 0.5 decides as if each share were its square root: Russian
-#    leads by 2.4. --predict prints softmax of the same sum (see likeliest()).
+#    Share 1 guesses by the data's mix as a plain classifier does; share 0 as if all languages
+#    were equally common. For a well-calibrated model, share 1 tends to give the best top-1 (rare
+#    languages lost) and share 0 the best balanced accuracy (common names taken for rare ones);
+#    the test report shows what this model gives. ALPHA = 0.5 decides as if each share were its
+#    square root: Russian leads by 2.4. --predict prints softmax of the same sum (likeliest()).
 # 4. One test name, "Gaskell" (English), through the default model (seed 0): the sum
 #    logit + share * log prior for its three closest languages.
 #      language   logit   log prior   share 0   share 0.5   share 1
@@ -159,11 +168,12 @@ class NameClassifier(nn.Module):
 #      Russian     2.08     -0.65       2.08      1.75        1.43
 #    Share 0 guesses Scottish, share 1 Russian, and the default, share 0.5, English.
 def train(args, model, train_set, val_set, device, save):
-    averaged = torch.optim.swa_utils.AveragedModel(model)  # a running mean of weights
-    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay: each step
-    # also multiplies every weight by 1 - lr * WEIGHT_DECAY (1 - 4e-5 at the peak rate). A weight
-    # stays large only while the gradients keep pushing it, so the large, specific weights that
-    # would memorise a few training names fade, and the network leans on what many names share.
+    averaged = torch.optim.swa_utils.AveragedModel(model)  # a mean of weights
+    # AdamW: Adam sizes each weight's step by its recent gradients, so a steady push moves it
+    # at full rate, however small. Weight decay, apart from that sizing, also multiplies every
+    # weight (embeddings and biases too) by 1 - lr * WEIGHT_DECAY a step. A weight that only a
+    # few names push on is pushed seldom, and the decay pulls it back toward 0 in between: the
+    # network leans on what many names share. fused=True: one kernel updates all the weights.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
@@ -188,7 +198,8 @@ def train(args, model, train_set, val_set, device, save):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             # clipping: if all the gradients together, as one long vector, have a norm over
-            # GRAD_CLIP, all shrink by one factor: a rare huge one cannot swamp Adam's averages
+            # GRAD_CLIP, all shrink by one factor. A recurrent network's gradients can grow as
+            # they flow back through many letters, and one huge step would swamp Adam's averages.
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             sched.step()
@@ -204,19 +215,22 @@ def train(args, model, train_set, val_set, device, save):
             if step == total_steps:
                 break
         # Saved every epoch: the model, then in the last AVERAGE epochs the running mean of their
-        # weights (stochastic weight averaging): late epochs jitter around a good point and their
-        # mean sits nearer its middle. The validation loss is there to watch the run, not to pick
-        # an epoch: the epoch that scores best on the validation names is partly luck, while the
-        # mean of the last epochs is steadier, so a finished run saves the mean.
-        averaging = epoch > epochs - AVERAGE
+        # weights (stochastic weight averaging). Over those epochs the cosine takes the rate from
+        # half its peak down to 0, so the weights still move, by less each epoch; their mean
+        # smooths out the noise that the last batches leave in any one epoch's weights. The
+        # README measures what it gives. The validation figures watch the run and pick nothing:
+        # the epoch that scores best on the validation names is partly luck.
+        first = max(1, epochs - AVERAGE + 1)  # the first averaged epoch
+        averaging = epoch >= first
         if averaging:
             averaged.update_parameters(model)  # the first update copies the weights
         candidate = averaged.module if averaging else model
         val_loss, [(top1, confusion)] = evaluate(candidate, val_set, device)
         if not math.isfinite(val_loss):  # diverged: no later epoch can recover
             sys.exit(f"error: the loss became {val_loss}; try a lower --lr")
-        log(f"epoch {epoch}/{epochs} done | val loss {val_loss:.4f}, top-1 {top1:.3f}, balanced "
-            f"{balanced(confusion):.3f}")
+        weights = f"the mean of epochs {first}-{epoch}" if averaging else f"epoch {epoch}"
+        log(f"epoch {epoch}/{epochs} done | val ({weights}): loss {val_loss:.4f}, "
+            f"top-1 {top1:.3f}, balanced {balanced(confusion):.3f}")
         save(candidate)
 
 # --- Evaluation --------------------------------------------------------------
@@ -246,8 +260,10 @@ def likeliest(model, names, device, k=3):
 
 def evaluate(model, dataset, device, alphas=(ALPHA,)):
     """Return the loss and, per alpha (a share of the log prior added back), (top-1, confusion).
-    A name gets one guess: top-1 counts a distinct name right if it is any of its languages. Recall
-    needs each language's names, so the matrix counts pairs: "Abel" in French's and German's."""
+    A name gets one guess. Top-1 counts distinct names, a name right if the guess is any of its
+    languages: counted per pair, "Abel" (filed as French and German) could never be right on both
+    of its pairs. The confusion matrix counts pairs, "Abel" in French's row and German's, as a
+    language's recall needs all its names: counted per name, "Abel" would sit in one row only."""
     # N distinct names, P (name, language) pairs, L labels
     names = sorted({name for name, _ in dataset})
     logits = predict(model, names, device)  # (N, L): each distinct name once
@@ -304,8 +320,7 @@ def save_checkpoint(path, model):
     os.replace(tmp, path)
 
 def load_checkpoint(path, device):
-    """Rebuild the saved model. weights_only=True: a file from elsewhere can run no code."""
-    try:
+    try:  # weights_only=True: a file from elsewhere can run no code
         state = torch.load(path, map_location=device, weights_only=True)
         model = NameClassifier(**state["config"])
         model.load_state_dict(state["model"])

@@ -1,7 +1,7 @@
 """Translate French to English (or your own pairs) with a GRU encoder-decoder and attention.
 
 The encoder, a GRU run both ways, gives each source word a state e_s that has read the whole
-sentence; the bridge, a linear layer, turns the encoder's last states into the decoder's h_0.
+sentence; the bridge, a linear layer and tanh, turns the encoder's last states into h_0.
 The decoder, a GRU over the English so far, gives a state h_t per position t; attention reads a
 context from the e_s for it, and the mix and output layers score every word as the next one:
     "je suis mouille ." -> encoder -> e_1 .. e_4 (keys, values);  bridge -> h_0
@@ -42,12 +42,12 @@ DROPOUT = 0.1  # in training, zero each embedding and output number at this rate
 WEIGHT_DECAY = 0.1  # AdamW's decay rate (train())
 GRAD_CLIP = 1.0  # the largest joint gradient norm a step may use (train())
 LABEL_SMOOTHING = 0.1  # the target's share spread over all words (train())
-SIZE = 160  # the embeddings' and the GRU states' size
+SIZE = 160  # embeddings and GRU states per direction (an e_s has both: 2 * SIZE)
 HEADS = 4  # attention heads, each comparing its own SIZE / HEADS numbers
 MAX_WORDS = 10  # pairs with more words on a side are left out
 ALPHA = 0.6  # beam_search() answers with the row of best sum / length ** ALPHA
 MARGIN = 10  # an output may have 2 * (source words) + MARGIN words, then it is cut
-CHUNK = 1024  # rows (sentences x beam) decoded at once, which bounds the memory
+CHUNK = 1024  # rows (sentences x beam) decoded at once, to bound memory; one sentence at least
 
 def log(*parts):
     """Progress, notes and errors go to stderr, so stdout carries only the answers."""
@@ -79,7 +79,7 @@ def read_pairs(path, reverse, all_pairs):
                 pair = fields if reverse else fields[::-1]  # (source, target)
                 pairs.append(pair)
     if len({tuple(source) for source, _ in pairs}) < 10:  # for 80/10/10
-        sys.exit(f"error: under 10 distinct short pairs in {path}; see MAX_WORDS and --all-pairs")
+        sys.exit(f"error: under 10 distinct short sentences in {path}; see --all-pairs")
     return pairs
 
 def split_by_source(pairs, seed):
@@ -97,16 +97,16 @@ def build_vocab(sentences):
 
 def encode(sentences, stoi, device, start=(), end=()):
     rows = [torch.tensor([*start, *(stoi.get(w, UNK) for w in s), *end]) for s in sentences]
-    ids = pad_sequence(rows, batch_first=True, padding_value=PAD)  # (B, T)
-    return ids.to(device), torch.tensor([len(row) for row in rows])  # CPU lengths
+    ids = pad_sequence(rows, batch_first=True, padding_value=PAD)  # (B sentences, T words)
+    return ids.to(device), torch.tensor([len(row) for row in rows])  # CPU lengths, for packing
 
 # --- Model -------------------------------------------------------------------
 class Translator(nn.Module):
     """The picture at the top. No Python loop over time in training: attention is never fed back
-    into the decoder's GRU, which reads only the previous target words, all known, so one call
-    runs every position. Weight tying: the output layer's weights are the target embedding, so a
-    word's score is its embedding's dot product with the mix layer's output (plus a bias); <pad>'s
-    row, kept from learning as an input by padding_idx, learns as an output never to be written."""
+    into the decoder's GRU, which reads only the previous target words, all known in training, so
+    one call runs every position. Weight tying: the output layer's weights are the target
+    embedding: a word's score is its embedding's dot product with the mix layer's output, plus a
+    bias. <pad>'s row gets no gradient as an input (padding_idx) but still trains as an output."""
     def __init__(self, src_vocab, tgt_vocab, size=SIZE):
         super().__init__()
         self.config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, size=size)
@@ -127,7 +127,7 @@ class Translator(nn.Module):
         self.drop = nn.Dropout(DROPOUT)
 
     def run_encoder(self, src, lengths):
-        # Packed, the GRU skips padding: the last states, which the bridge reads, are at real words.
+        # Packed, the GRU skips padding both ways: no e_s and no last state (the bridge's) reads it.
         emb = self.drop(self.src_embed(src))  # (B, S, size) from src (B, S)
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
         states, last = self.encoder(packed)  # last: (2 directions, B, size)
@@ -140,14 +140,15 @@ class Translator(nn.Module):
 
     def run_decoder(self, prev, hidden, keys, values, mask):
         """The GRU, then multi-head scaled dot-product attention: the query from h_t is scored
-        against each source word's key; the softmax of the scores weighs the values into the
-        context. Padding gets score -inf (weight 0), or a short sentence would read its batch's
-        padding. Each head compares its own d numbers, so one may follow the subject and another
-        the verb, where one weighted mean would blend them. Scores are divided by sqrt(d): a dot
-        product of d independent numbers of mean 0 and spread 1 spreads like sqrt(d), and large
-        scores push the softmax onto one word, with vanishing gradients. Production blocks:
-        nn.MultiheadAttention (key_padding_mask=~mask, True = ignore), and per head
-        F.scaled_dot_product_attention (attn_mask=mask, True = attend)."""
+        against each source word's key (what the word is matched by), and the softmax of the
+        scores weighs the words' values (what is read from them) into the context. Padding gets
+        score -inf (weight 0), or a short sentence would read its batch's padding. Each head
+        compares its own d numbers, so one may follow the subject and another the verb, where one
+        weighted mean would blend them. Scores are divided by sqrt(d): the dot product of two
+        vectors of d independent numbers of mean 0 and spread (standard deviation) 1 has spread
+        sqrt(d), and large scores push the softmax onto one word, with vanishing gradients. Fused:
+        nn.MultiheadAttention (key_padding_mask=~mask: True = ignore), or, on the split heads,
+        F.scaled_dot_product_attention (attn_mask=mask[:, None, None, :]: True = attend)."""
         h, hidden = self.decoder(self.drop(self.tgt_embed(prev)), hidden)  # (B, T, size)
         query = self.query(h).unflatten(-1, (HEADS, -1)).transpose(1, 2)  # (B, HEADS, T, d)
         scores = query @ keys.transpose(2, 3) / math.sqrt(query.size(-1))  # (B, HEADS, T, S)
@@ -169,8 +170,8 @@ def train(args, model, train_set, val_set, device, save):
     epochs = math.ceil(total_steps / steps_per_epoch)  # fewer if --max-steps cuts
     # The learning rate falls to 0 along a half cosine: big steps early, fine ones at the end.
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    # Label smoothing: the target is 0.9 on the true word and 0.1 spread over all V words, so the
-    # model is not pushed to certainty; the logged loss is 0.9 NLL + 0.1 mean(-log p), not the NLL.
+    # Label smoothing: the target is 0.9 on the true word and 0.1 spread over all words, so the
+    # model isn't pushed to certainty: the logged loss is 0.9 NLL (-log p[true]) + 0.1 mean(-log p).
     loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     batch_order = torch.Generator().manual_seed(args.seed)
     best_bleu = -1.0
@@ -216,10 +217,11 @@ def train(args, model, train_set, val_set, device, save):
 @torch.inference_mode()  # no autograd graph
 def beam_search(model, sentences, device, beam):
     """Each sentence keeps its `beam` best partial translations (rows): each step extends every
-    row by every word and keeps the `beam` best by their sum of log-probabilities; beam 1 is
-    greedy decoding. A row that wrote <eos> stays, adding <pad> at no cost. Each word lowers a
-    sum, so raw sums favour short outputs: each sentence answers with its row of best
-    sum / length ** ALPHA, which is the raw sum at ALPHA = 0 and the mean per word at 1.
+    row by every word and keeps the `beam` best by their sum of log-probabilities. Beam 1 is
+    greedy decoding: one row, extended by its likeliest word. A row that ended (<eos>, or its
+    length limit) stays, adding <pad> at no cost. Each word lowers a sum, so raw sums favour
+    short outputs: at the end each sentence answers with its row of best sum / length ** ALPHA,
+    which shrinks a long row's sum more: the raw sum at ALPHA = 0, the mean per word at 1.
         sentence:  0  0  0 | 1  1  1      2 sentences, beam = 3: one batch of rows,
         row:       0  1  2 | 3  4  5      row r belongs to sentence r // 3"""
     model.eval()
@@ -230,9 +232,8 @@ def beam_search(model, sentences, device, beam):
     memory = [m.repeat_interleave(beam, dim=0) for m in memory]  # R rows first
     hidden = hidden.repeat_interleave(beam, dim=1)  # (1, R, size)
     limit = (2 * lengths + MARGIN).repeat_interleave(beam).to(device)  # (R,)
-    # A sentence's K rows all start as "<sos>": only row 0 may expand, or K copies would win.
     logp_sum = torch.full((n, beam), -math.inf, device=device)  # (N, K)
-    logp_sum[:, 0] = 0.0
+    logp_sum[:, 0] = 0.0  # all K rows are "<sos>": only row 0 may grow, or K copies would win
     words = torch.full((n * beam, 1), SOS, device=device)  # (R, T + 1)
     done = torch.zeros(n * beam, dtype=torch.bool, device=device)  # (R,)
     while not done.all():  # at most 2 * (longest source) + MARGIN steps
@@ -258,17 +259,17 @@ def translate(model, sentences, device, beam=1):
     order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
     step = max(1, CHUNK // beam)  # sentences per chunk: CHUNK rows bound the memory
     outputs = [[] for _ in sentences]  # in input order; empty stays empty
-    for start in range(0, len(order), step):
-        chunk = order[start:start + step]
+    for chunk in [order[k:k + step] for k in range(0, len(order), step)]:
         for i, row in zip(chunk, beam_search(model, [sentences[i] for i in chunk], device, beam)):
             outputs[i] = [model.config["tgt_vocab"][j] for j in row if j > EOS]  # no <eos>, <pad>
     return outputs
 
 def bleu(hyps, refs):
-    """Corpus BLEU-4: for n = 1..4, the share of the hypotheses' n-grams (runs of n words) found
-    in their references, each counted at most as often as one reference has it; their geometric
-    mean times a brevity penalty, exp(1 - r / h) when the h words are fewer than the r of the
-    closest references, as precision alone would reward saying little (Papineni et al. 2002)."""
+    """Corpus BLEU-4 of hypotheses (translations) against references: for n = 1..4, the share of
+    hypothesis n-grams (runs of n words) found in a reference, counted at most as often as one
+    reference has it, summed over the corpus; their geometric mean, times a brevity penalty, as
+    precision alone rewards saying little: exp(1 - r / h) if the h words are under the r of the
+    reference closest in length (Papineni et al. 2002)."""
     matched = [0] * 4  # for n = 1..4: hypothesis n-grams found in a reference
     proposed = [0] * 4  # for n = 1..4: all hypothesis n-grams
     hyp_length = ref_length = 0
@@ -297,7 +298,7 @@ def evaluate(model, pairs, device, beam=1):
 def report(model, test_set, device, beam):
     """Test BLEU, then one test sentence's attention, the heads' mean (denser: read more). A weight
     says where a word took information from, not which word it translates: each e_s has read the
-    whole sentence, so words often read the final ".", whose forward state has read it all."""
+    whole sentence, so one word's information can be read from another word's state."""
     score, sources, outputs = evaluate(model, test_set, device, beam)
     log(f"\ntest: {len(sources)} source sentences | BLEU-4 {score:.1f} | beam {beam}\n")
     src, lengths = encode(sources[:1], model.src_stoi, device)
@@ -320,9 +321,8 @@ def save_checkpoint(path, model):
     os.replace(tmp, path)
 
 def load_checkpoint(path, device):
-    """Rebuild the saved model. weights_only=True: a file from elsewhere can run no code."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)  # runs no code
         model = Translator(**state["config"])
         model.load_state_dict(state["model"])
     except Exception as e:  # missing, not torch's, not a dict, another script's, other sizes
@@ -348,7 +348,7 @@ def parse_args(argv):
     add("--data-dir", type=Path, default=HERE.parent / "data", help="where eng-fra.txt is")
     add("--pairs", type=Path, metavar="FILE", help="English<TAB>other language lines, not eng-fra")
     add("--reverse", action="store_true", help="translate English into the other language")
-    add("--all-pairs", action="store_true", help="every pair, not only 'i am ...', 'he is ...'")
+    add("--all-pairs", action="store_true", help="every short pair, not only 'i am ...'")
     add("--checkpoint", type=Path, default=HERE / "model.pt", help="the model file")
     add("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
         help="auto: cuda if present, else cpu; mps (untested) only if asked")
