@@ -215,11 +215,11 @@ def train(args, model, train_set, val_set, device, save):
             if step == total_steps:
                 break
         # Saved every epoch: the model, then in the last AVERAGE epochs the running mean of their
-        # weights (stochastic weight averaging). Over those epochs the cosine takes the rate from
-        # half its peak down to 0, so the weights still move, by less each epoch; their mean
-        # smooths out the noise that the last batches leave in any one epoch's weights. The
-        # README measures what it gives. The validation figures watch the run and pick nothing:
-        # the epoch that scores best on the validation names is partly luck.
+        # weights (stochastic weight averaging). Over epochs 6-10 of a default run the cosine
+        # takes the rate from half its peak to 0: the weights still move, less each epoch, and
+        # their mean smooths the noise the last batches leave in any one epoch's weights (the
+        # README measures it). The validation figures watch the run and pick nothing: the epoch
+        # that scores best on the validation names is partly luck.
         first = max(1, epochs - AVERAGE + 1)  # the first averaged epoch
         averaging = epoch >= first
         if averaging:

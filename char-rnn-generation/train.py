@@ -1,6 +1,7 @@
 """Generate surnames that sound like a chosen language with a character-level LSTM.
 A language model over characters, conditioned on the language: it learns p(next character |
 language, characters so far) from names/<label>.txt files, then writes names letter by letter.
+Its score on held-out names, the NLL, is the mean of -ln p(true next character).
     python char-rnn-generation/train.py  # train; samples and the test NLL on stderr; model.pt
     python char-rnn-generation/train.py --sample --language Russian --num 5  # stdout: 5 names
     python char-rnn-generation/train.py --sample --language Irish Scottish --temperature 0.7
@@ -35,7 +36,7 @@ END = 2  # predicted after the last letter: how the model learns where names sto
 N_SPECIAL = 3  # PAD, START, END: the alphabet's character i is token 3 + i
 MAX_LEN = 30  # at most this many symbols drawn per name; the longest surname has 20
 REPORT_SAMPLES = 10  # samples per language in the final report, at temperature 1.0
-WEIGHT_DECAY = 0.01  # AdamW shrinks each weight by lr * 1% a step (why: see train)
+WEIGHT_DECAY = 0.01  # AdamW shrinks every parameter by lr * 1% a step (see train)
 GRAD_CLIP = 1.0  # a gradient longer than 1 (its norm) is scaled down to length 1
 NO_GRAD_BATCH = 2048  # names scored or sampled at once, which bounds the memory
 
@@ -81,13 +82,13 @@ def split_by_name(pairs, seed):
     return [[pair for pair in pairs if pair[0] in side] for side in sides]
 
 # An encoded split: tokens (n, longest + 2), each row START c1 ... cn END PAD...; labels (n,);
-# unseen: how many names were left out for a character outside the alphabet.
+# unseen: the (name, label) pairs dropped for a character outside the alphabet.
 Names = namedtuple("Names", ["tokens", "labels", "unseen"])
 
 def encode(pairs, chars):
     """(name, label) pairs -> Names. Tokens 0, 1, 2 are PAD, START and END, so the alphabet's
-    character chars[i] is token N_SPECIAL + i: with chars "ab", "ba" is START 4 3 END. A name
-    with a character not in chars is dropped, as the model has no output to score it with."""
+    character chars[i] is token N_SPECIAL + i: with chars "ab", "ba" is START 4 3 END. A pair
+    whose name has a character not in chars is dropped: the model has no output to score it."""
     stoi = {c: N_SPECIAL + i for i, c in enumerate(chars)}
     kept = [(name, label) for name, label in pairs if set(name) <= stoi.keys()]
     if not kept:  # too few names in all, or every one dropped
@@ -131,7 +132,7 @@ class NameGenerator(nn.Module):
 
 # --- Training ----------------------------------------------------------------
 def batch_loss(model, data, rows, device, reduction="mean"):
-    """Cross-entropy of each next symbol of the names at `rows`, and the symbols counted. Teacher
+    """The loss over each next symbol of the names at `rows`, and the symbols counted. Teacher
     forcing: the model reads the true name shifted right by one, all positions in one pass:
         inputs    <S>  H   i   n   t   o   n
         targets    H   i   n   t   o   n  <E>
@@ -143,16 +144,19 @@ def batch_loss(model, data, rows, device, reduction="mean"):
     inputs = x[:, :-1]  # (B, T)
     targets = x[:, 1:]  # (B, T)
     logits, _ = model(data.labels[rows].to(device), inputs)  # (B, T, vocab)
-    # cross_entropy = log_softmax + NLLLoss; it wants (N, classes); ignore_index skips pads.
+    # The loss is the NLL (negative log-likelihood), -ln p(true next symbol) in nats, with
+    # p = softmax(logits); cross_entropy wants (N, classes), and ignore_index skips the pads.
     loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                        ignore_index=PAD, reduction=reduction)
     return loss, int((targets != PAD).sum())
 
 def train(args, model, train_set, val_set, device, save):
-    # AdamW: Adam (each weight's step sized by its recent gradients) plus weight decay, which
-    # shrinks every weight toward 0 a little at each step. A weight then stays large only while
-    # many batches' gradients keep pushing it: a pattern many names share survives, while a quirk
-    # of a few training names, pushed by few batches, decays. That is how it curbs overfitting.
+    # AdamW is Adam plus decoupled weight decay. Adam divides each weight's step by the size
+    # of its recent gradients, so a small gradient, if steady, moves it at the full rate. The
+    # decay stays outside that sizing: each step multiplies every parameter, embeddings and
+    # biases included, by 1 - lr * WEIGHT_DECAY (1 - 4e-5 at the peak rate). A weight stays
+    # away from 0 only while its gradients keep pushing it back; what no steady gradient
+    # holds up, such as a quirk of a few names, fades. That curbs overfitting.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set.labels) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
@@ -175,13 +179,16 @@ def train(args, model, train_set, val_set, device, save):
             loss, _ = batch_loss(model, train_set, batches[k], device)  # forward, loss
             opt.zero_grad(set_to_none=True)  # backward and update
             loss.backward()
-            # Clipping bounds what one batch feeds Adam's running averages of the gradient: a rare
-            # huge gradient counts as one of length GRAD_CLIP, so it cannot swamp them.
+            # Clipping: all the gradients, as one vector, are scaled down to length GRAD_CLIP
+            # if longer. In a recurrent network the gradient flows back through the same
+            # weights at every time step, so it can grow step by step into a rare huge one;
+            # clipped, it cannot swamp Adam's running averages.
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             sched.step()
             step += 1
-            if step % args.log_every == 0 or step == total_steps:  # log
+            # log: the loss is one batch's mean NLL, nats per symbol, with dropout on
+            if step % args.log_every == 0 or step == total_steps:
                 elapsed = time.time() - start
                 log(f"epoch {epoch}/{epochs} | step {step}/{total_steps} | loss {loss.item():.4f} "
                     f"| {elapsed:.0f}s elapsed, ETA {elapsed / step * (total_steps - step):.0f}s")
@@ -196,24 +203,22 @@ def train(args, model, train_set, val_set, device, save):
 # --- Evaluation --------------------------------------------------------------
 @torch.inference_mode()  # no autograd graph is recorded: faster, and less memory
 def evaluate(model, data, device):
-    """NLL, the negative log-likelihood per predicted symbol ("per character", with END counted
-    as one): the mean of -ln p(true next symbol) over each symbol predicted (every letter, the
-    first too, and END). Natural logs give nats; bits = nats / ln 2. Perplexity e^NLL: the model
-    is as unsure as a fair pick among that many symbols."""
+    """NLL per predicted symbol ("per character", with END counted as one): the mean of
+    -ln p(true next symbol) over every letter, the first too, and END. Natural logs give nats;
+    bits = nats / ln 2. Perplexity e^NLL: the model is as unsure as a fair pick among that many
+    symbols. p is the softmax over all outputs, PAD and START too, which sample() masks to -inf
+    (and END at its first step). No scored target is PAD or START, so training drives their p
+    toward 0: this NLL is all but the NLL of the sampler's p at T = 1."""
     model.eval()
     chunks = torch.arange(len(data.labels)).split(NO_GRAD_BATCH)  # rows per batch
     sums = [batch_loss(model, data, rows, device, reduction="sum") for rows in chunks]
     return sum(loss.item() for loss, _ in sums) / sum(n for _, n in sums)
 
-def bigrams(data):
-    """Each pair of neighbours (START -> 1st letter, ..., last -> END): label, previous, next."""
-    real = data.tokens[:, 1:] != PAD  # (names, time): a real next symbol
-    labels = data.labels[:, None].expand_as(real)  # (names, time)
-    return labels[real], data.tokens[:, :-1][real], data.tokens[:, 1:][real]
-
 def bigram_nll(train_set, test_set, n_labels, n_chars):
-    """The baseline to beat, a bigram model per language: counts[label, previous, next] += 1 per
-    pair of neighbours in the training names (index_put_ with accumulate=True: repeats add up)."""
+    """The baseline to beat: a bigram model per language predicts each symbol from the
+    previous one alone, so the LSTM's margin over it is what remembering the rest of the name
+    buys. It adds 1 to counts[label, previous, next] per pair of neighbours in the training
+    names (index_put_ with accumulate=True: repeats add up)."""
     n_tokens = N_SPECIAL + n_chars  # PAD, START, END, then the characters
     counts = torch.zeros(n_labels, n_tokens, n_tokens)  # (label, previous, next)
     counts.index_put_(bigrams(train_set), torch.tensor(1.0), accumulate=True)
@@ -224,15 +229,20 @@ def bigram_nll(train_set, test_set, n_labels, n_chars):
     log_p = ((counts + 1) / (counts.sum(-1, keepdim=True) + V)).log()  # like counts
     return -log_p[bigrams(test_set)].mean().item()
 
+def bigrams(data):
+    """Each pair of neighbours (START -> 1st letter, ..., last -> END): label, previous, next."""
+    real = data.tokens[:, 1:] != PAD  # (names, time): a real next symbol
+    labels = data.labels[:, None].expand_as(real)  # (names, time)
+    return labels[real], data.tokens[:, :-1][real], data.tokens[:, 1:][real]
+
 @torch.inference_mode()
 def sample(model, language, num, device, temperature=1.0):
     """Draw `num` names of one language at once, a symbol per step, from p: the argmax would write
     one name per language, always the same; drawing gives variety in the model's proportions. On
     the CPU the same seed draws the same names; a GPU's LSTM kernels need not be deterministic.
     The temperature T divides the logits, which raises each p to the power 1/T before softmax
-    renormalises: p = 0.6, 0.35, 0.05 for three letters become 0.74, 0.25, 0.005 at T = 0.5 (the
-    rare letter all but vanishes) and 0.49, 0.37, 0.14 at T = 2 (it nearly triples).
-    A name still going after MAX_LEN symbols is drawn again."""
+    renormalises: T < 1 sharpens p, T > 1 flattens it (worked below). A name still going after
+    MAX_LEN symbols is drawn again."""
     model.eval()  # dropout off: sampling uses the whole trained network
     label = model.labels.index(language)
     names = []
@@ -250,18 +260,24 @@ def sample(model, language, num, device, temperature=1.0):
             # END first would be an empty name: masked at t = 0, softmax renormalises the rest.
             if t == 0:
                 logits[:, END] = -math.inf
-            # One step, worked (the default model, seed 0, Russian, after "Mak"): p(h) 0.47,
-            # p(s) 0.22, p(u) 0.21, p(i) 0.02; T = 0.5 makes them 0.70, 0.15, 0.14, 0.001, T = 2
-            # makes them 0.24, 0.17, 0.16, 0.05. A die weighted by p: 1,000 throws gave h 463 times.
+
+            # Each step draws one symbol per name, a die throw weighted by p. Say a Russian
+            # name has begun "Mak" (t = 3): the default model (seed 0) gives h 0.47, s 0.22,
+            # u 0.21, i 0.02; T = 0.5 makes them 0.70, 0.15, 0.14, 0.001 (i all but vanishes),
+            # T = 2 makes them 0.24, 0.17, 0.16, 0.05 (i more than doubles). At T = 1, 1,000
+            # throws gave h 463 times.
             token = torch.multinomial(logits.softmax(-1), 1)  # (rows, 1)
             out[rows, t] = token[:, 0]
-            alive = token[:, 0] != END  # (rows,): the names still being written
+
+            alive = token[:, 0] != END  # (rows,): a name that drew END leaves
             if not alive.any():
                 break
             rows = rows[alive]
             token = token[alive]
             hidden = tuple(h[:, alive] for h in hidden)  # (1, rows, hidden) each
-        ended = out[(out == END).any(1)]  # cut off at MAX_LEN: drawn again
+
+        # Keep the names that drew END; one cut off at MAX_LEN is drawn again.
+        ended = out[(out == END).any(1)]  # (names kept, MAX_LEN)
         redrawn += n - len(ended)
         if redrawn > 10 * num:  # e.g. a very low --temperature stuck in a loop
             sys.exit(f"error: most names do not end within {MAX_LEN} characters; try --temperature")
@@ -272,10 +288,9 @@ def sample(model, language, num, device, temperature=1.0):
     return names
 
 def report(model, train_set, test_set, train_pairs, device):
-    """Samples, then the test NLL of the saved model (the best on validation) beside two
-    baselines. A uniform guess gives each of the V symbols (characters and END) p = 1/V: NLL
-    ln V. A bigram model sees only the previous symbol: the LSTM's margin over it is what
-    remembering more of the name buys."""
+    """Samples, then the test NLL of the saved model (the best on validation) beside
+    two baselines: the bigram model above, and a uniform guess, which gives each of
+    the V symbols (characters and END) p = 1/V, so its NLL is ln V."""
     log(f"\nsamples at temperature 1.0, {REPORT_SAMPLES} per label (first 5 shown):")
     every = []
     for label in model.labels:
@@ -302,8 +317,7 @@ def save_checkpoint(path, model):
     os.replace(tmp, path)
 
 def load_checkpoint(path, device):
-    """Rebuild the saved model. weights_only=True: a file from elsewhere can run no code."""
-    try:
+    try:  # weights_only=True: a file from elsewhere can run no code
         state = torch.load(path, map_location=device, weights_only=True)
         model = NameGenerator(**state["config"])
         model.load_state_dict(state["model"])
@@ -339,8 +353,8 @@ def parse_args(argv):
     add("--log-every", type=int, default=50, help="print progress every N steps")
     add("--sample", action="store_true", help="names to stdout (on the CPU: same seed, same names)")
     add("--language", nargs="+", default=["all"], help="label(s) to sample, or all")
-    add("--num", type=int, default=10, help="names per language, at most 100000")
-    add("--temperature", type=float, default=1.0, help="lower: safer; in [0.001, 1000]")
+    add("--num", type=int, default=10, help="names per language")
+    add("--temperature", type=float, default=1.0, help="divides the logits: lower, safer")
     return p.parse_args(argv)
 
 def main(argv=None):

@@ -321,8 +321,8 @@ def save_checkpoint(path, model):
     os.replace(tmp, path)
 
 def load_checkpoint(path, device):
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)  # runs no code
+    try:  # weights_only=True: a file from elsewhere can run no code
+        state = torch.load(path, map_location=device, weights_only=True)
         model = Translator(**state["config"])
         model.load_state_dict(state["model"])
     except Exception as e:  # missing, not torch's, not a dict, another script's, other sizes

@@ -112,6 +112,29 @@ def test_sampler_draws_from_the_model(checkpoint):
     assert (seen - p).abs().max() < 0.04, (seen, p)
 
 
+def test_sampler_never_draws_pad_or_start(checkpoint):
+    """PAD and START get -inf before each draw, so even a model that favours them above all
+    never emits them. Every symbol drawn, END aside, is fed back as the next input, so the
+    inputs after each batch's first call show every draw."""
+    model = gen.load_checkpoint(checkpoint, torch.device("cpu"))
+    with torch.no_grad():
+        model.head.bias[[gen.PAD, gen.START]] += 50  # unmasked, softmax would pick them
+    fed = []
+    forward = model.forward
+
+    def recording_forward(labels, inputs, hidden=None):
+        if hidden is not None:  # the first call of a batch reads START, which no draw gave
+            fed.append(inputs[:, -1].clone())
+        return forward(labels, inputs, hidden)
+
+    model.forward = recording_forward
+    torch.manual_seed(0)
+    assert len(gen.sample(model, LABELS[2], 200, torch.device("cpu"))) == 200
+    drawn = torch.cat(fed)
+    assert len(drawn) >= 200 * 3  # the training names have 4 to 10 letters
+    assert not torch.isin(drawn, torch.tensor([gen.PAD, gen.START])).any()
+
+
 def test_no_empty_names_at_temperature_2(checkpoint):
     """END drawn first would print an empty line; at temperature 2 the tiny model would draw it
     first often (checked), yet no name comes out empty."""
@@ -256,6 +279,7 @@ def test_encode_and_teacher_forcing():
     S, E = gen.START, gen.END
     assert seen == [([1, 0], [[S, 4, E], [S, 3, 4]])]  # the END fed after "b" is never scored
     assert symbols == 5  # targets [4, E, pad] and [3, 4, E]: the pad is not counted
+    # uniform over all 5 outputs, PAD and START included: the NLL's softmax covers them all
     assert loss.item() == pytest.approx(5 * math.log(5))
 
 
