@@ -121,7 +121,7 @@ class Translator(nn.Module):
         self.query = nn.Linear(size, size)  # h_t -> its query
         self.key = nn.Linear(2 * size, size)  # e_s -> its key
         self.value = nn.Linear(2 * size, size)  # e_s -> its value
-        self.mix = nn.Linear(2 * size, size)  # [h_t; context] -> size: the output projection
+        self.mix = nn.Linear(2 * size, size)  # [h_t; context] -> size: the heads' output projection
         self.out = nn.Linear(size, len(tgt_vocab))  # logits: a score per word
         self.out.weight = self.tgt_embed.weight  # weight tying
         self.drop = nn.Dropout(DROPOUT)
