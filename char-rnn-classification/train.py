@@ -122,13 +122,13 @@ class NameClassifier(nn.Module):
         self.register_buffer("log_prior", (counts / counts.sum()).log())
         # The embedding replaces one-hot input. Letter i's one-hot vector is all 0s but a 1 at
         # place i; times a matrix, it picks out row i. The lookup takes row i without building
-        # the vector: embed_size learned numbers a letter, so letters that behave alike can learn
-        # alike rows, where one-hot vectors are all equally far apart.
+        # the vector: cheaper, and one learned row of embed_size numbers per letter feeds all the
+        # GRU's gates in both directions; letters that behave alike can learn alike rows.
         self.embed = nn.Embedding(len(chars) + 2, embed_size, padding_idx=PAD)  # PAD row: 0
         nn.init.zeros_(self.embed.weight[UNK])  # UNK never trains: 0s, not noise
         self.rnn = nn.GRU(embed_size, hidden_size, batch_first=True, bidirectional=True)
-        # Dropout, in training only, zeroes each number at rate `dropout` and scales up the rest:
-        # the network cannot lean on any one number, which makes memorising names harder.
+        # Dropout (training only) zeroes each number of the letter vectors and final states with
+        # chance `dropout` and scales the rest by 1/(1 - dropout): none can be relied on alone.
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden_size, len(labels))
 
@@ -156,9 +156,9 @@ class NameClassifier(nn.Module):
 #    logits z need not learn it and carry only what the letters tell (Menon et al. 2021).
 # 3. Deciding, a share ALPHA of the log prior is added back: argmax(logits + ALPHA * log prior).
 #    Share 1 guesses by the data's mix as a plain classifier does; share 0 as if all languages
-#    were equally common. For a well-calibrated model, share 1 tends to give the best top-1 (rare
-#    languages lost) and share 0 the best balanced accuracy (common names taken for rare ones);
-#    the test report shows what this model gives. ALPHA = 0.5 decides as if each share were its
+#    were equally common. Were softmax(logits + log prior) the true odds, share 1 would give the
+#    best top-1 at the cost of rare languages, share 0 the best balanced accuracy at the cost of
+#    common ones; the test report shows this model. ALPHA = 0.5 decides as if each share were its
 #    square root: Russian leads by 2.4. --predict prints softmax of the same sum (likeliest()).
 # 4. One test name, "Gaskell" (English), through the default model (seed 0): the sum
 #    logit + share * log prior for its three closest languages.
@@ -171,9 +171,9 @@ def train(args, model, train_set, val_set, device, save):
     averaged = torch.optim.swa_utils.AveragedModel(model)  # a mean of weights
     # AdamW: Adam sizes each weight's step by its recent gradients, so a steady push moves it
     # at full rate, however small. Weight decay, apart from that sizing, also multiplies every
-    # weight (embeddings and biases too) by 1 - lr * WEIGHT_DECAY a step. A weight that only a
-    # few names push on is pushed seldom, and the decay pulls it back toward 0 in between: the
-    # network leans on what many names share. fused=True: one kernel updates all the weights.
+    # weight (embeddings and biases too) by 1 - lr * WEIGHT_DECAY a step: a light pull toward 0,
+    # about 2% in all over a default run, which keeps weights that no gradient holds up small.
+    # fused=True: the same update in fewer, larger operations, for speed only.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=WEIGHT_DECAY, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
     total_steps = min(args.epochs * steps_per_epoch, args.max_steps or math.inf)
@@ -198,8 +198,8 @@ def train(args, model, train_set, val_set, device, save):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             # clipping: if all the gradients together, as one long vector, have a norm over
-            # GRAD_CLIP, all shrink by one factor. A recurrent network's gradients can grow as
-            # they flow back through many letters, and one huge step would swamp Adam's averages.
+            # GRAD_CLIP, all shrink by one factor. A recurrent network's gradients can spike, and
+            # one spike would inflate Adam's mean of squared gradients and shrink later steps.
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
             sched.step()
@@ -228,7 +228,7 @@ def train(args, model, train_set, val_set, device, save):
         val_loss, [(top1, confusion)] = evaluate(candidate, val_set, device)
         if not math.isfinite(val_loss):  # diverged: no later epoch can recover
             sys.exit(f"error: the loss became {val_loss}; try a lower --lr")
-        weights = f"the mean of epochs {first}-{epoch}" if averaging else f"epoch {epoch}"
+        weights = f"the mean of epochs {first}-{epoch}" if epoch > first else f"epoch {epoch}"
         log(f"epoch {epoch}/{epochs} done | val ({weights}): loss {val_loss:.4f}, "
             f"top-1 {top1:.3f}, balanced {balanced(confusion):.3f}")
         save(candidate)
